@@ -1,0 +1,272 @@
+"""Settings, read in layers (DESIGN.md): LSP initializationOptions > `workspace/configuration` section `atlas` >
+`[tool.atlas]` in the workspace's pyproject.toml > `ATLAS_*` environment variables > the user config file > defaults.
+
+Each setting is declared once, as a field of `Settings` with its default, description and accepted range; the
+parser, the error messages and the published JSON schema all come from those declarations. An invalid value is
+reported by name, source and accepted range, and the default is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "ATLAS_"
+
+
+def setting(default: Any, description: str, *, minimum: float | None = None, maximum: float | None = None,
+            choices: Iterable[str] | None = None, nullable: bool = False, length: int | None = None) -> Any:
+    """Declare one setting: its default, what it means, and what values it accepts."""
+    meta = {"description": description, "minimum": minimum, "maximum": maximum,
+            "choices": tuple(choices) if choices else None, "nullable": nullable, "length": length}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- model runtime ---
+    model: str = setting("qwen2.5-coder-0.5b", "Model: a profile name or a path to a GGUF file.")
+    draft_model: str | None = setting(None, "Draft model for speculative decoding: a profile name or a GGUF path.",
+                                      nullable=True)
+    n_ctx: int = setting(4096, "Context length in tokens.", minimum=512, maximum=131072)
+    n_threads: int = setting(0, "CPU threads for llama.cpp (0 = one per physical core).", minimum=0, maximum=512)
+    n_gpu_layers: int = setting(0, "Layers offloaded to the GPU (-1 = all, 0 = CPU only).", minimum=-1,
+                                maximum=100000)
+    seed: int = setting(0, "Base random seed for sampling.", minimum=0, maximum=2**31 - 1)
+    log_level: str = setting("info", "How much the server logs.", choices=("error", "warning", "info", "debug"))
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """One source of settings: a name for messages (e.g. "pyproject.toml [tool.atlas]") and its raw values."""
+
+    source: str
+    values: Mapping[str, Any]
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _snake(key: str) -> str:
+    """Accept `nCtx` (VS Code style) as well as `n_ctx`."""
+    out = []
+    for ch in key:
+        if ch.isupper():
+            out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out).replace("-", "_")
+
+
+def _accepted(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    kind = _base_type(f)
+    if meta["choices"]:
+        text = "one of " + ", ".join(repr(c) for c in meta["choices"])
+    elif kind is bool:
+        text = "true or false"
+    elif kind in (int, float):
+        noun = "an integer" if kind is int else "a number"
+        if meta["length"]:
+            noun = f"a list of {meta['length']} numbers"
+        lo, hi = meta["minimum"], meta["maximum"]
+        text = noun + (f" from {lo} to {hi}" if lo is not None and hi is not None else "")
+    else:
+        text = "a string"
+    return text + (" or null" if meta["nullable"] else "")
+
+
+def _base_type(f: dataclasses.Field) -> type:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, tuple):
+        return type(default[0]) if default else float
+    if default is None:
+        return str
+    return type(default)
+
+
+def _coerce_scalar(kind: type, value: Any, from_text: bool) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        raise ValueError
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if from_text:
+            return int(str(value).strip())
+        raise ValueError
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, (int, float)):
+            return float(value)
+        if from_text:
+            return float(str(value).strip())
+        raise ValueError
+    if isinstance(value, str):
+        return value
+    raise ValueError
+
+
+def _coerce(f: dataclasses.Field, value: Any, from_text: bool) -> Any:
+    """Turn a raw value into the field's type, or raise ValueError when it is not acceptable."""
+    meta = f.metadata
+    if value is None or (from_text and meta["nullable"] and str(value).strip().lower() in ("", "none", "null")):
+        if meta["nullable"]:
+            return None
+        raise ValueError
+    kind = _base_type(f)
+    if meta["length"]:
+        items = json.loads(value) if from_text and isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or len(items) != meta["length"]:
+            raise ValueError
+        coerced = tuple(_coerce_scalar(kind, item, False) for item in items)
+        checks = coerced
+    else:
+        coerced = _coerce_scalar(kind, value, from_text)
+        checks = (coerced,)
+    for item in checks:
+        if meta["choices"] and item not in meta["choices"]:
+            raise ValueError
+        if meta["minimum"] is not None and item < meta["minimum"]:
+            raise ValueError
+        if meta["maximum"] is not None and item > meta["maximum"]:
+            raise ValueError
+    return coerced
+
+
+def resolve(layers: Iterable[ConfigLayer]) -> tuple[Settings, list[str]]:
+    """Merge layers, highest precedence first. Returns the settings and one message per problem found."""
+    fields = _fields()
+    chosen: dict[str, Any] = {}
+    problems: list[str] = []
+    for layer in layers:
+        from_text = layer.source.startswith("environment")
+        for raw_key, value in layer.values.items():
+            key = _snake(raw_key)
+            f = fields.get(key)
+            if f is None:
+                problems.append(f"unknown setting '{raw_key}' in {layer.source}; known settings: "
+                                + ", ".join(sorted(fields)))
+                continue
+            if key in chosen:
+                continue  # a higher layer already set it
+            try:
+                chosen[key] = _coerce(f, value, from_text)
+            except (ValueError, TypeError, json.JSONDecodeError):
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                problems.append(f"invalid value {value!r} for setting '{key}' in {layer.source}: expected "
+                                f"{_accepted(f)}; using the default {default!r}")
+                chosen[key] = default
+    return Settings(**chosen), problems
+
+
+def environment_layer(environ: Mapping[str, str] | None = None) -> ConfigLayer:
+    """`ATLAS_<NAME>` for each setting; other ATLAS_* variables (such as ATLAS_DATA_DIR) are not settings."""
+    environ = os.environ if environ is None else environ
+    names = _fields()
+    values = {}
+    for name in names:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = environ[env_name]
+    return ConfigLayer("environment (ATLAS_*)", values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def pyproject_layer(workspace: Path | None) -> tuple[ConfigLayer | None, list[str]]:
+    """`[tool.atlas]` of the workspace's pyproject.toml, if there is one."""
+    if workspace is None:
+        return None, []
+    path = Path(workspace) / "pyproject.toml"
+    if not path.is_file():
+        return None, []
+    try:
+        table = _read_toml(path).get("tool", {}).get("atlas", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return None, [f"could not read {path}: {exc}; its [tool.atlas] settings are ignored"]
+    if not isinstance(table, dict):
+        return None, [f"[tool.atlas] in {path} is not a table; ignored"]
+    return ConfigLayer(f"{path} [tool.atlas]", table), []
+
+
+def user_file_layer(path: Path | None) -> tuple[ConfigLayer | None, list[str]]:
+    """The user config file (TOML, top-level keys)."""
+    if path is None or not Path(path).is_file():
+        return None, []
+    try:
+        return ConfigLayer(f"user config file {path}", _read_toml(Path(path))), []
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return None, [f"could not read the user config file {path}: {exc}; it is ignored"]
+
+
+def load(workspace: Path | None = None, *, overrides: Iterable[ConfigLayer] = (),
+         user_file: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Settings for a workspace. `overrides` are the layers above the files (LSP options, command-line flags),
+    highest first. The user file defaults to the one under the per-user config directory."""
+    if user_file is None:
+        from engine.paths import user_config_path
+
+        user_file = user_config_path()
+    problems: list[str] = []
+    layers = list(overrides)
+    project, found = pyproject_layer(workspace)
+    problems += found
+    if project:
+        layers.append(project)
+    layers.append(environment_layer(environ))
+    user, found = user_file_layer(user_file)
+    problems += found
+    if user:
+        layers.append(user)
+    settings, found = resolve(layers)
+    return settings, problems + found
+
+
+def json_schema() -> dict[str, Any]:
+    """The settings as a JSON schema: the VS Code extension's `contributes.configuration` is generated from it."""
+    properties: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        meta = f.metadata
+        kind = _base_type(f)
+        default = f.default if f.default is not dataclasses.MISSING else list(f.default_factory())
+        json_type = {bool: "boolean", int: "integer", float: "number"}.get(kind, "string")
+        spec: dict[str, Any] = {"description": meta["description"], "default": default}
+        if meta["length"]:
+            spec.update(type="array", items={"type": json_type}, minItems=meta["length"], maxItems=meta["length"])
+        else:
+            spec["type"] = [json_type, "null"] if meta["nullable"] else json_type
+            if meta["choices"]:
+                spec["enum"] = list(meta["choices"])
+            if meta["minimum"] is not None:
+                spec["minimum"] = meta["minimum"]
+            if meta["maximum"] is not None:
+                spec["maximum"] = meta["maximum"]
+        properties[f"atlas.{f.name}"] = spec
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "atlas-ls settings", "type": "object",
+            "properties": properties}

@@ -1,0 +1,20 @@
+"""Shared test set-up: per-user state goes to a throwaway directory; the assembled model stays in the real user
+cache (assembling 0.5 GB once per machine is what a user pays too)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_STATE = Path(tempfile.mkdtemp(prefix="atlas-test-state-"))
+os.environ["ATLAS_DATA_DIR"] = str(_STATE / "data")
+os.environ["ATLAS_CONFIG_DIR"] = str(_STATE / "config")
+for _name in list(os.environ):
+    # A developer's own ATLAS_* settings must not steer the tests.
+    if _name.startswith("ATLAS_") and _name not in ("ATLAS_DATA_DIR", "ATLAS_CONFIG_DIR", "ATLAS_CACHE_DIR",
+                                                     "ATLAS_REQUIRE_BWRAP"):
+        del os.environ[_name]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
