@@ -89,9 +89,9 @@ class Limits:
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest test class
 
-
-    __test__ = False  # not a pytest test class    name: str
+    name: str
     status: str  # one of STATUSES
     seconds: float
     expected: str = ""  # truncated
