@@ -47,6 +47,19 @@ class Settings:
     seed: int = setting(0, "Base random seed for sampling.", minimum=0, maximum=2**31 - 1)
     log_level: str = setting("info", "How much the server logs.", choices=("error", "warning", "info", "debug"))
 
+    # --- language server (atlas_ls) ---
+    apply_unverified: str = setting(
+        "no-tests", "When to apply a candidate no test has confirmed: 'never'; 'no-tests' (only when the function has "
+        "no tests or doctests to run); 'always' (also when every candidate failed its tests).",
+        choices=("never", "no-tests", "always"))
+    preload_model: bool = setting(True, "Load the model in the background when the server starts, so the first "
+                                        "solve does not wait for it.")
+    watch_tests: bool = setting(True, "Watch the workspace's test files (watchdog) to keep the test index fresh.")
+    watch_debounce_ms: int = setting(300, "Quiet time after a file change before the test index is refreshed.",
+                                     minimum=0, maximum=10000)
+    max_alternatives: int = setting(5, "Other candidates offered as code actions after a solve.", minimum=0,
+                                    maximum=50)
+
 
 @dataclass(frozen=True)
 class ConfigLayer:
