@@ -47,6 +47,48 @@ class Settings:
     seed: int = setting(0, "Base random seed for sampling.", minimum=0, maximum=2**31 - 1)
     log_level: str = setting("info", "How much the server logs.", choices=("error", "warning", "info", "debug"))
 
+    # --- solve pipeline: router, tiers, escalation, pattern cache (engine/router.py, pipeline.py, cache.py) ---
+    router_weights: tuple[float, float, float, float] = setting(
+        (0.30, 0.25, 0.20, 0.25), "Weights of the router's difficulty signals: pattern-cache similarity, retrieval "
+        "confidence of the context, task complexity, Lens difficulty. Missing signals drop out; the rest renormalise.",
+        minimum=0.0, maximum=1.0, length=4)
+    router_cost_weight: float = setting(
+        0.4, "The router's price of compute: tier utility = P(success) - this x (k / k of HARD). 0.4 means the HARD "
+        "tier's whole compute must buy 0.4 more success probability than it would cost.", minimum=0.0, maximum=10.0)
+    router_prior_strength: float = setting(
+        4.0, "How many outcomes the router's prior is worth, per difficulty bin and tier.", minimum=0.1,
+        maximum=1000.0)
+    router_bins: int = setting(5, "Difficulty bins of the router's posteriors.", minimum=1, maximum=50)
+    tier_k: tuple[int, int, int] = setting((1, 5, 20), "Candidates per tier: FAST, STANDARD, HARD.", minimum=1,
+                                           maximum=128, length=3)
+    tier_temperature: tuple[float, float, float] = setting(
+        (0.7, 0.8, 1.0), "Sampling temperature per tier (FAST, STANDARD, HARD); the first candidate of each solve is "
+        "greedy whatever the tier.", minimum=0.0, maximum=2.0, length=3)
+    tier_max_tokens: tuple[int, int, int] = setting(
+        (512, 512, 768), "Token budget of each candidate, per tier (FAST, STANDARD, HARD).", minimum=16,
+        maximum=32768, length=3)
+    top_p: float = setting(0.95, "Nucleus sampling threshold for sampled candidates.", minimum=0.01, maximum=1.0)
+    max_escalations: int = setting(2, "How many times one solve may move up a tier when no candidate passed.",
+                                   minimum=0, maximum=2)
+    escalation_token_budget: int = setting(
+        20000, "Most tokens one solve may generate over all its tiers; a tier whose budget would exceed what is left "
+        "is not tried.", minimum=0, maximum=10_000_000)
+    cache_enabled: bool = setting(True, "Use the pattern cache: reuse verified solutions, hint from similar tasks.")
+    cache_strength_hours: float = setting(
+        72.0, "Strength S of a new pattern-cache entry in hours (retention R = exp(-elapsed / S)).", minimum=0.001,
+        maximum=1e6)
+    cache_strength_growth: float = setting(2.5, "Factor by which each successful reuse multiplies an entry's "
+                                                "strength.", minimum=1.0, maximum=100.0)
+    cache_promote_after: int = setting(3, "Successful reuses that promote a pattern-cache entry to long-term (never "
+                                          "pruned).", minimum=1, maximum=1000)
+    cache_prune_below: float = setting(0.05, "Short-term pattern-cache entries whose retention falls below this are "
+                                             "pruned.", minimum=0.0, maximum=1.0)
+    cache_lexical_weight: float = setting(0.5, "Weight of BM25 against embedding cosine in pattern-cache retrieval.",
+                                          minimum=0.0, maximum=1.0)
+    cache_hint_similarity: float = setting(0.3, "Similar solved tasks scoring at least this give the prompt a "
+                                                "strategy hint.", minimum=0.0, maximum=1.0)
+    cache_max_hints: int = setting(2, "Most strategy hints added to one prompt.", minimum=0, maximum=10)
+
     # --- language server (atlas_ls) ---
     apply_unverified: str = setting(
         "no-tests", "When to apply a candidate no test has confirmed: 'never'; 'no-tests' (only when the function has "
