@@ -82,3 +82,4 @@ class SolveResult:
     note: str = ""  # e.g. "no tests: ranked by the Lens alone, not verified"
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    cancelled: bool = False  # the caller cancelled; `code` is whatever was chosen by then (None before any candidate)
