@@ -11,13 +11,14 @@ from __future__ import annotations
 
 SOLVE_COMMAND = "atlas.solve"
 """Solve one stub function. Arguments: one object
-`{"uri": str, "qualname": str, "version": int | null, "line": int}` (line 0-based, the `def` line). Runs in the
-background with work-done progress; ends with `workspace/applyEdit`. Returns `null` at once: the result arrives as
-the edit, a hover and alternative code actions."""
+`{"uri": str, "qualname": str, "version": int | null, "line": int}` (line 0-based, the `def` line). Reports
+work-done progress (or messages), sends `workspace/applyEdit`, and answers when the solve ends with
+`{"applied": bool, "verified": bool, "rank": int | null, "message": str}`. Cancelling the request, the progress,
+or running CANCEL_COMMAND stops it."""
 
 APPLY_CANDIDATE_COMMAND = "atlas.applyCandidate"
 """Apply another candidate of the last solve of a function. Arguments: one object
-`{"uri": str, "qualname": str, "rank": int}` (rank 1 = tried first)."""
+`{"uri": str, "qualname": str, "rank": int}` (rank 1 = tried first). Answers like SOLVE_COMMAND."""
 
 CANCEL_COMMAND = "atlas.cancel"
 """Cancel running solves, for clients without work-done progress cancellation. Arguments: none (cancel all) or
