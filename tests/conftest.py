@@ -18,3 +18,26 @@ for _name in list(os.environ):
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+# --- the real default model, shared by every suite that needs it (runtime engineer) ---
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def default_model_path() -> Path:
+    """The default profile's GGUF, assembled from its PyPI packages on first use."""
+    from engine.models import resolve_model
+
+    return resolve_model("qwen2.5-coder-0.5b")
+
+
+@pytest.fixture(scope="session")
+def runtime(default_model_path):
+    """The default model loaded once per test session: 2 threads, a 4096-token context. Tests share it, so they
+    must not close it; it is not thread-safe (call it from the test's own thread)."""
+    from engine.runtime import Runtime
+
+    loaded = Runtime.load(default_model_path, n_ctx=4096, n_threads=2)
+    yield loaded
+    loaded.close()
