@@ -47,6 +47,16 @@ class Settings:
     seed: int = setting(0, "Base random seed for sampling.", minimum=0, maximum=2**31 - 1)
     log_level: str = setting("info", "How much the server logs.", choices=("error", "warning", "info", "debug"))
 
+    # --- the Lens: learned verifier over the model's own hidden states (lens/) ---
+    lens_enabled: bool = setting(True, "Rank candidates with the Lens once one is trained for the model; off = "
+                                       "rank by mean token log-probability (the baseline).")
+    lens_retrain_every: int = setting(50, "Retrain the Lens in the background after this many new labelled "
+                                          "candidates.", minimum=1, maximum=1_000_000)
+    lens_min_per_class: int = setting(5, "Passing and failing candidates each needed before the first training.",
+                                      minimum=1, maximum=100_000)
+    lens_train_threads: int = setting(1, "CPU threads a background Lens training may use (it also runs at low "
+                                         "priority, so generation comes first).", minimum=1, maximum=512)
+
     # --- solve pipeline: router, tiers, escalation, pattern cache (engine/router.py, pipeline.py, cache.py) ---
     router_weights: tuple[float, float, float, float] = setting(
         (0.30, 0.25, 0.20, 0.25), "Weights of the router's difficulty signals: pattern-cache similarity, retrieval "

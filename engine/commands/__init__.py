@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES: tuple[str, ...] = ("config",)
+MODULES: tuple[str, ...] = ("config", "lens")
 
 BENCHES: dict[str, str] = {}
 

@@ -1,0 +1,304 @@
+"""`atlas-ls lens stats|train|export|import`: what the Lens has learned, train it now, share it between machines.
+
+A Lens belongs to one model (its fingerprint: a hash of the GGUF's header and size). The current model is the one
+the settings name (or `--model`), fingerprinted from its GGUF header without loading it; `--model-fingerprint`
+names one directly. Checkpoints live in `<data dir>/lens/<fingerprint>.pt`, samples in the per-user database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelIdentity:
+    fingerprint: str
+    n_embd: int | None
+    name: str
+
+
+class ModelUnknown(Exception):
+    pass
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("lens", help="the Lens (learned verifier): stats, train, export, import")
+    actions = parser.add_subparsers(dest="lens_action", metavar="ACTION", required=True)
+    stats = actions.add_parser("stats", help="samples per model and label, tasks, last training, AUC, selection")
+    train = actions.add_parser("train", help="train the Lens on the stored samples now and print its metrics")
+    export = actions.add_parser("export", help="write the current model's Lens to PATH")
+    export.add_argument("path", type=Path)
+    imp = actions.add_parser("import", help="install a Lens from PATH (refused if trained on another model)")
+    imp.add_argument("path", type=Path)
+    for sub in (stats, train, export, imp):
+        sub.add_argument("--model", help="model profile name or GGUF path (default: the `model` setting)")
+        sub.add_argument("--model-fingerprint", help="the model's fingerprint, instead of reading its GGUF")
+        sub.add_argument("--workspace", type=Path, default=Path.cwd(), help="workspace whose settings apply")
+    for sub in (stats, train):
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    action = {"stats": stats_command, "train": train_command, "export": export_command,
+              "import": import_command}[args.lens_action]
+    try:
+        return action(args)
+    except ModelUnknown as exc:
+        print(f"atlas-ls lens: {exc}", file=sys.stderr)
+        return 2
+
+
+# --- where things are ---
+
+def checkpoint_dir() -> Path:
+    from engine.paths import data_dir
+
+    return data_dir() / "lens"
+
+
+def open_store():
+    from engine.paths import database_path
+    from lens.db import open_database
+    from lens.store import SampleStore
+
+    report = lambda message: print(message, file=sys.stderr)  # noqa: E731 - the user must see a database move
+    return SampleStore(open_database(database_path(), report=report))
+
+
+def current_model(args: argparse.Namespace) -> ModelIdentity:
+    """The model whose Lens the command is about; ModelUnknown (with what to do) when it cannot be determined."""
+    if args.model_fingerprint:
+        return ModelIdentity(args.model_fingerprint, None, args.model_fingerprint)
+    from engine import config
+
+    settings, _ = config.load(args.workspace)
+    name = args.model or settings.model
+    try:
+        from engine.gguf import GGUFError, read_info
+        from engine.models import ModelError, resolve_model
+    except ImportError as exc:
+        raise ModelUnknown(f"cannot fingerprint the model {name!r} in this build ({exc}); pass --model-fingerprint")
+    try:
+        info = read_info(resolve_model(name))
+    except (ModelError, GGUFError) as exc:
+        raise ModelUnknown(f"cannot fingerprint the model {name!r}: {exc}")
+    return ModelIdentity(info.fingerprint, info.n_embd, info.name)
+
+
+def embedding_width(store, identity: ModelIdentity) -> int | None:
+    if identity.n_embd:
+        return identity.n_embd
+    X, _, _ = store.dataset(identity.fingerprint)
+    return int(X.shape[1]) if len(X) else None
+
+
+# --- stats ---
+
+def checkpoint_summary(path: Path) -> dict[str, Any] | None:
+    from lens.model import CheckpointError, read_checkpoint
+
+    try:
+        payload = read_checkpoint(path)
+    except (CheckpointError, OSError) as exc:
+        return {"path": str(path), "error": str(exc)}
+    meta = {k: v for k, v in payload["metadata"].items() if k not in ("train_tasks", "config")}
+    return {"path": str(path), **meta}
+
+
+def gather_stats(args: argparse.Namespace) -> dict[str, Any]:
+    from lens.model import checkpoint_path
+
+    store = open_store()
+    try:
+        current: str | None = current_model(args).fingerprint
+        model_note = None
+    except ModelUnknown as exc:
+        current, model_note = None, str(exc)
+    folder = checkpoint_dir()
+    checkpoints = {p.stem: p for p in sorted(folder.glob("*.pt"))} if folder.is_dir() else {}
+    fingerprints = list(dict.fromkeys(([current] if current else []) + store.models() + list(checkpoints)))
+    models = {}
+    for fp in fingerprints:
+        path = checkpoint_path(folder, fp)
+        models[fp] = {**store.counts(fp),
+                      "checkpoint": checkpoint_summary(path) if path.exists() else None,
+                      "last_training": store.last_training(fp)}
+    subject = current or _most_recent(models)
+    chosen = models.get(subject, {}) if subject else {}
+    checkpoint = chosen.get("checkpoint") or {}
+    return {
+        "model_fingerprint": subject,
+        "current_model": current is not None and subject == current,
+        "model_note": model_note,
+        "samples": chosen.get("samples", 0),
+        "auc": checkpoint.get("auc"),
+        "trained_at": checkpoint.get("trained_at"),
+        "selection_accuracy": checkpoint.get("first_pick"),
+        "random_pick": checkpoint.get("random_pick"),
+        "logprob_selection_accuracy": checkpoint.get("logprob_first_pick"),
+        "checkpoint_dir": str(folder),
+        "models": models,
+    }
+
+
+def _most_recent(models: dict[str, dict[str, Any]]) -> str | None:
+    """Without a known current model, speak of the most recently trained one (else the one with most samples)."""
+    trained = [(m["checkpoint"].get("trained_at", ""), fp) for fp, m in models.items() if m.get("checkpoint")]
+    if trained:
+        return max(trained)[1]
+    return next(iter(models), None)
+
+
+def stats_command(args: argparse.Namespace) -> int:
+    stats = gather_stats(args)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    if stats["model_note"]:
+        print(f"note: {stats['model_note']}")
+    if not stats["models"]:
+        print("The Lens has no samples and no checkpoints yet: solve functions in the editor or run a benchmark.")
+        return 0
+    for fp, model in stats["models"].items():
+        print(describe_model(fp, model, current=stats["current_model"] and fp == stats["model_fingerprint"]))
+    return 0
+
+
+def describe_model(fp: str, model: dict[str, Any], current: bool) -> str:
+    sources = ", ".join(f"{source} {n}" for source, n in model["by_source"].items()) or "none"
+    lines = [f"model {fp}{' (current)' if current else ''}",
+             f"  samples: {model['samples']} ({model['passed']} pass, {model['failed']} fail) over "
+             f"{model['tasks']} tasks ({model['mixed_tasks']} with both); by source: {sources}"]
+    checkpoint = model["checkpoint"]
+    if checkpoint is None:
+        lines.append("  Lens: none yet (candidates are ranked by mean token log-probability)")
+    elif "error" in checkpoint:
+        lines.append(f"  Lens: unreadable ({checkpoint['error']})")
+    else:
+        lines.append(f"  Lens: trained {checkpoint.get('trained_at')} on {checkpoint.get('samples')} samples, "
+                     f"{checkpoint.get('tasks')} tasks; held-out AUC {_num(checkpoint.get('auc'))}, first-pick "
+                     f"{_pct(checkpoint.get('first_pick'))} (random {_pct(checkpoint.get('random_pick'))}, "
+                     f"log-prob {_pct(checkpoint.get('logprob_first_pick'))})")
+    last = model["last_training"]
+    if last:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished"]))
+        lines.append(f"  last training: {when}, {last['samples']} samples: {last['reason']}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+
+
+# --- train ---
+
+def train_command(args: argparse.Namespace) -> int:
+    from engine import config
+    from lens.learner import Learner
+    from lens.train import NotEnoughData, TrainConfig
+
+    identity = current_model(args)
+    settings, _ = config.load(args.workspace)
+    store = open_store()
+    n_embd = embedding_width(store, identity)
+    if n_embd is None:
+        print(f"atlas-ls lens train: no labelled samples for model {identity.fingerprint} yet: solve functions in "
+              f"the editor or run a benchmark first", file=sys.stderr)
+        return 1
+    learner = Learner(store.conn, checkpoint_dir(), identity.fingerprint, n_embd,
+                      min_per_class=settings.lens_min_per_class,
+                      report=lambda message: print(message, file=sys.stderr))
+    try:
+        outcome = learner.retrain(TrainConfig(seed=settings.seed))
+    except NotEnoughData as exc:
+        print(f"atlas-ls lens train: {exc}", file=sys.stderr)
+        return 1
+    result = {"model_fingerprint": identity.fingerprint, "swapped": outcome.swapped, "reason": outcome.reason,
+              "checkpoint": str(learner.path), **outcome.metrics}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(describe_training(result))
+    return 0
+
+
+def describe_training(result: dict[str, Any]) -> str:
+    lines = [f"{result['reason']}",
+             f"held-out ({result['tasks']} tasks, {result['samples']} samples, {result['mixed_tasks']} mixed): "
+             f"AUC {_num(result['auc'])}, first-pick {_pct(result['first_pick'])} vs random "
+             f"{_pct(result['random_pick'])} and log-prob {_pct(result.get('logprob_first_pick'))}, energy gap "
+             f"{_num(result['energy_gap'])}",
+             f"trained on {result['train_samples']} samples of {result['train_tasks']} tasks; best epoch "
+             f"{result['best_epoch']} of {result['epochs']}; train AUC {_num(result['train_auc'])}",
+             "energy quartiles (low -> high), pass rate: "
+             + ", ".join(f"{100 * q['pass_rate']:.0f}%" for q in result["energy_quartiles"])]
+    if result["swapped"]:
+        lines.append(f"saved to {result['checkpoint']}")
+    return "\n".join(lines)
+
+
+# --- export / import ---
+
+def export_command(args: argparse.Namespace) -> int:
+    from lens.model import CheckpointError, Lens, checkpoint_path, write_atomically
+
+    identity = current_model(args)
+    source = checkpoint_path(checkpoint_dir(), identity.fingerprint)
+    if not source.exists():
+        print(f"atlas-ls lens export: there is no Lens for model {identity.fingerprint} yet (looked for {source}); "
+              f"train one with `atlas-ls lens train`", file=sys.stderr)
+        return 1
+    try:
+        lens = Lens.load(source, model_fingerprint=identity.fingerprint)
+    except (CheckpointError, ValueError) as exc:
+        print(f"atlas-ls lens export: {exc}", file=sys.stderr)
+        return 1
+    data = source.read_bytes()
+    write_atomically(args.path.expanduser(), lambda fh: fh.write(data))
+    print(f"exported the Lens for model {identity.fingerprint} ({lens.metadata.get('samples')} samples, held-out "
+          f"AUC {_num(lens.metadata.get('auc'))}) to {args.path}")
+    return 0
+
+
+def import_command(args: argparse.Namespace) -> int:
+    from lens.model import CheckpointError, Lens, LensMismatch, checkpoint_path, write_atomically
+
+    identity = current_model(args)
+    path = args.path.expanduser()
+    if not path.is_file():
+        print(f"atlas-ls lens import: {path} is not a file", file=sys.stderr)
+        return 1
+    store = open_store()
+    try:
+        lens = Lens.load(path, model_fingerprint=identity.fingerprint, n_embd=embedding_width(store, identity))
+    except LensMismatch as exc:
+        print(f"atlas-ls lens import: refused: {exc}", file=sys.stderr)
+        return 1
+    except CheckpointError as exc:
+        print(f"atlas-ls lens import: {exc}", file=sys.stderr)
+        return 1
+    target = checkpoint_path(checkpoint_dir(), identity.fingerprint)
+    kept = None
+    if target.exists():
+        # The Lens being replaced is kept, not overwritten: importing must lose nothing.
+        kept = target.with_name(f"{target.name}.before-import-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(target, kept)
+    data = path.read_bytes()
+    write_atomically(target, lambda fh: fh.write(data))
+    print(f"imported the Lens for model {identity.fingerprint} ({lens.metadata.get('samples')} samples, held-out "
+          f"AUC {_num(lens.metadata.get('auc'))}) into {target}" + (f"; the previous one was kept as {kept}"
+                                                                      if kept else ""))
+    return 0

@@ -1,0 +1,92 @@
+"""`atlas-ls lens ...` as a user runs it: a child process on a throwaway data directory with a real SQLite file."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lens.db import open_database
+from lens.store import SampleStore
+from tests.lens.synthetic import labelled_set
+
+
+def atlas(data_dir, *args):
+    env = {**os.environ, "ATLAS_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "atlas_ls", "lens", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    """A data directory holding 40 labelled tasks for model fpA, trained once with `lens train`."""
+    data_dir = tmp_path_factory.mktemp("data")
+    store = SampleStore(open_database(data_dir / "atlas.sqlite3"))
+    X, y, keys, logprobs = labelled_set(n_tasks=40, dim=64, seed=11)
+    for i, key in enumerate(keys):
+        store.add("fpA", key, f"cand{i}", X[i], y[i], "bench", mean_logprob=logprobs[i])
+    store.conn.close()
+    before = json.loads(atlas(data_dir, "stats", "--json", "--model-fingerprint", "fpA").stdout)
+    assert before["samples"] == 320 and before["auc"] is None and before["trained_at"] is None
+    done = atlas(data_dir, "train", "--json", "--model-fingerprint", "fpA")
+    assert done.returncode == 0, done.stderr
+    return data_dir, json.loads(done.stdout)
+
+
+def test_train_reports_held_out_metrics_against_baselines(trained_dir):
+    data_dir, result = trained_dir
+    assert result["swapped"] and result["model_fingerprint"] == "fpA"
+    assert result["auc"] > 0.7 and result["first_pick"] > result["random_pick"] + 0.2
+    assert result["logprob_first_pick"] is not None and len(result["energy_quartiles"]) == 4
+    assert (data_dir / "lens" / "fpA.pt").exists()
+
+
+def test_stats_after_training(trained_dir):
+    data_dir, result = trained_dir
+    stats = json.loads(atlas(data_dir, "stats", "--json", "--model-fingerprint", "fpA").stdout)
+    assert stats["samples"] == 320 and stats["auc"] == result["auc"] and stats["trained_at"]
+    assert stats["selection_accuracy"] == result["first_pick"]
+    model = stats["models"]["fpA"]
+    assert (model["passed"], model["failed"], model["tasks"]) == (int(sum(labelled_set(40, dim=64, seed=11)[1])),
+                                                                  320 - model["passed"], 40)
+    assert model["last_training"]["swapped"] is True
+    text = atlas(data_dir, "stats", "--model-fingerprint", "fpA")
+    assert text.returncode == 0 and "model fpA (current)" in text.stdout and "held-out AUC" in text.stdout
+
+
+def test_export_then_import_on_another_machine(trained_dir, tmp_path):
+    data_dir, _ = trained_dir
+    shared = tmp_path / "shared-lens.pt"
+    done = atlas(data_dir, "export", str(shared), "--model-fingerprint", "fpA")
+    assert done.returncode == 0, done.stderr
+    assert shared.read_bytes() == (data_dir / "lens" / "fpA.pt").read_bytes()
+
+    other = tmp_path / "other-machine"
+    refused = atlas(other, "import", str(shared), "--model-fingerprint", "fpB")
+    assert refused.returncode == 1
+    assert "refused" in refused.stderr and "fpA" in refused.stderr and "fpB" in refused.stderr
+    assert not (other / "lens").exists() or not list((other / "lens").iterdir())
+
+    done = atlas(other, "import", str(shared), "--model-fingerprint", "fpA")
+    assert done.returncode == 0, done.stderr
+    assert (other / "lens" / "fpA.pt").read_bytes() == shared.read_bytes()
+    again = atlas(other, "import", str(shared), "--model-fingerprint", "fpA")
+    assert again.returncode == 0 and "previous one was kept" in again.stdout
+    assert len(list((other / "lens").glob("fpA.pt.before-import-*"))) == 1
+    stats = json.loads(atlas(other, "stats", "--json", "--model-fingerprint", "fpA").stdout)
+    assert stats["samples"] == 0 and stats["auc"] is not None  # a Lens without local samples
+
+
+def test_bad_requests_get_clear_messages(tmp_path):
+    empty = tmp_path / "empty"
+    done = atlas(empty, "train", "--model-fingerprint", "fpZ")
+    assert done.returncode == 1 and "no labelled samples for model fpZ" in done.stderr
+    done = atlas(empty, "export", str(tmp_path / "x.pt"), "--model-fingerprint", "fpZ")
+    assert done.returncode == 1 and "no Lens for model fpZ" in done.stderr
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    done = atlas(empty, "import", str(junk), "--model-fingerprint", "fpZ")
+    assert done.returncode == 1 and "not a readable Lens checkpoint" in done.stderr
+    done = atlas(empty, "import", str(tmp_path / "missing.pt"), "--model-fingerprint", "fpZ")
+    assert done.returncode == 1 and "is not a file" in done.stderr
