@@ -1,0 +1,347 @@
+"""Public examples from a function's docstring: `>>>` doctests and the prose forms HumanEval uses
+(`f(x) == y`, `f(x) ➞ y`, `f(x) => y`, `f(x) returns y`, "For lst = [...] the output should be y",
+"Input: ... / Output: ..."). Only unambiguous examples are kept: the call's arguments and the expected value must
+be Python literals, the called name must be the entry point, and nothing but a comment or a full stop may follow the
+value. Whether an example agrees with the reference solution is checked by the caller (in the sandbox).
+"""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import inspect
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+
+# Compare floats with a tolerance and containers element by element, so that an example written as 6.00 or 0.5 is
+# not lost to float rounding; everything else with ==.
+CLOSE_HELPER = '''
+def _bench_close(got, want):
+    import math
+    if isinstance(want, float) or isinstance(got, float):
+        try:
+            return math.isclose(float(got), float(want), rel_tol=1e-6, abs_tol=1e-6)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(want, (list, tuple)) and isinstance(got, (list, tuple)) and type(got) == type(want):
+        return len(got) == len(want) and all(_bench_close(g, w) for g, w in zip(got, want))
+    return type(got) == type(want) and got == want if isinstance(want, bool) or isinstance(got, bool) else got == want
+'''
+
+
+@dataclass(frozen=True)
+class Example:
+    call: str  # a Python expression calling the entry point with literal arguments
+    expected: str  # a Python literal
+    source: str  # "doctest" or "prose"
+    name: str = ""  # the entry point's name
+
+    def assertion(self, target: str = "candidate") -> str:
+        """One assert line with the entry point's name replaced by `target` (HumanEval's `check(candidate)`)."""
+        call = ast.parse(self.call, mode="eval")
+        for node in ast.walk(call):
+            if isinstance(node, ast.Name) and node.id == self.entry_point:
+                node.id = target
+        shown = f"{self.call} == {self.expected}"
+        return f"assert _bench_close({ast.unparse(call)}, {self.expected}), {shown!r}"
+
+    @property
+    def entry_point(self) -> str:
+        return self.name
+
+
+def check_code(examples: list[Example]) -> str:
+    """HumanEval-style test code: `check(candidate)` asserting every example."""
+    lines = [CLOSE_HELPER, "def check(candidate):"]
+    lines += [f"    {example.assertion()}" for example in examples] or ["    pass"]
+    return "\n".join(lines) + "\n"
+
+
+def docstring_of(prompt: str, entry_point: str) -> tuple[str, list[str]]:
+    """The entry point's docstring as written in the source (so `"a\\nb"` stays two characters, as the model
+    reads it) and its parameter names; ("", []) when the prompt does not parse or there is no docstring."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return "", []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
+            params = [a.arg for a in node.args.posonlyargs + node.args.args]
+            first = node.body[0] if node.body else None
+            if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                return "", params
+            segment = ast.get_source_segment(prompt, first.value) or ""
+            body = re.sub(r"^[rRuU]?(\"\"\"|\'\'\'|\"|\')", "", segment)
+            body = re.sub(r"(\"\"\"|\'\'\'|\"|\')$", "", body)
+            return inspect.cleandoc(body), params
+    return "", []
+
+
+def extract_examples(prompt: str, entry_point: str) -> list[Example]:
+    """Every unambiguous example in the entry point's docstring, doctests first, without duplicates."""
+    doc, params = docstring_of(prompt, entry_point)
+    if not doc:
+        return []
+    found = doctest_examples(doc, entry_point)
+    if not found:
+        found = prose_call_examples(doc, entry_point) + for_the_output_examples(doc, entry_point, params) \
+            + input_output_examples(doc, entry_point, params)
+    unique: dict[tuple[str, str], Example] = {}
+    for example in found:
+        unique.setdefault((example.call, example.expected), example)
+    return list(unique.values())
+
+
+# --- doctests ---------------------------------------------------------------------------------------------------
+
+def doctest_examples(doc: str, entry_point: str) -> list[Example]:
+    try:
+        parsed = doctest.DocTestParser().get_examples(doc)
+    except ValueError:  # inconsistent indentation inside the docstring
+        return []
+    examples = []
+    for item in parsed:
+        call = _literal_call(item.source.strip(), entry_point) or _wrapped_call(item.source.strip(), entry_point)
+        expected = _literal(item.want.strip())
+        if call and expected is not None:
+            examples.append(Example(call, expected, "doctest", entry_point))
+    return examples
+
+
+# --- prose: `f(args) <separator> value` -------------------------------------------------------------------------
+
+SEPARATOR = re.compile(r"\s*(?:#\s*)?(?:==>|=>|==|➞|->|⇒|=|should\s+return|returns|return)\s*", re.IGNORECASE)
+
+
+def prose_call_examples(doc: str, entry_point: str) -> list[Example]:
+    examples = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(entry_point)}\s*\(", doc):
+        end = _balanced_end(doc, match.end() - 1)
+        if end is None:
+            continue
+        call = _literal_call(doc[match.start():end], entry_point)
+        separator = SEPARATOR.match(doc, end)
+        if not call or not separator:
+            continue
+        expected = _value_at(doc, separator.end())
+        if expected is not None:
+            examples.append(Example(call, expected, "prose", entry_point))
+    return examples
+
+
+# --- prose: "For x = ..., y = ... the output should be value" -------------------------------------------------
+
+FOR_THE_OUTPUT = re.compile(r"For\s+(?P<args>.+?)\s*,?\s+the\s+(?:output|result)\s+should\s+be\s+", re.IGNORECASE)
+
+
+def for_the_output_examples(doc: str, entry_point: str, params: list[str]) -> list[Example]:
+    examples = []
+    for match in FOR_THE_OUTPUT.finditer(doc):
+        call = _call_from_assignments(match.group("args"), entry_point, params)
+        expected = _value_at(doc, match.end())
+        if call and expected is not None:
+            examples.append(Example(call, expected, "prose", entry_point))
+    return examples
+
+
+# --- prose: "Input: ... / Output: ..." ----------------------------------------------------------------------------
+
+def input_output_examples(doc: str, entry_point: str, params: list[str]) -> list[Example]:
+    examples = []
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        head = line.strip()
+        if not head.lower().startswith("input:"):
+            continue
+        given = head[len("input:"):].strip()
+        output_line = next((j for j in range(i + 1, min(i + 3, len(lines)))
+                            if lines[j].strip().lower().startswith("output:")), None)
+        if not given or output_line is None:
+            continue
+        call = _call_from_assignments(given, entry_point, params)
+        if call is None and len(params) == 1 and _literal(given) is not None:
+            call = _literal_call(f"{entry_point}({given})", entry_point)
+        text = lines[output_line]
+        expected = _value_at(text, text.lower().index("output:") + len("output:"))
+        if call and expected is not None:
+            examples.append(Example(call, expected, "prose", entry_point))
+    return examples
+
+
+# --- `assert f(x) == y` lines (MBPP prompts) ---------------------------------------------------------------------
+
+def assert_line_examples(text: str, entry_point: str) -> list[Example]:
+    """`assert f(x) == y`, `assert set(f(x)) == set(y)`, `assert f(x)` and `assert not f(x)` lines."""
+    examples = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("assert "):
+            continue
+        try:
+            test = ast.parse(stripped).body[0].test
+        except (SyntaxError, IndexError, AttributeError):
+            continue
+        expected: str | None = None
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
+            side, expected = test.left, _pure_value(ast.unparse(test.comparators[0]))
+        elif isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            side, expected = test.operand, "False"
+        else:
+            side, expected = test, "True"
+        text_of_call = ast.unparse(side)
+        call = _literal_call(text_of_call, entry_point) or _wrapped_call(text_of_call, entry_point)
+        if call and expected is not None:
+            examples.append(Example(call, expected, "prose", entry_point))
+    return examples
+
+
+def _pure_value(text: str) -> str | None:
+    """A literal, or a literal passed through the safe builtins (`set((4, 5))`)."""
+    literal = _literal(text)
+    if literal is not None:
+        return literal
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    allowed = (ast.Expression, ast.Call, ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set,
+               ast.UnaryOp, ast.USub, ast.UAdd)
+    if names <= SAFE_WRAPPERS and all(isinstance(n, allowed) for n in ast.walk(tree)):
+        return ast.unparse(tree)
+    return None
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+def _literal(text: str) -> str | None:
+    """`text` normalised if it is one Python literal, else None. Lower-case true/false are read as booleans."""
+    if text in ("true", "false"):
+        return text.capitalize()
+    try:
+        tree = ast.parse(text, mode="eval")
+        ast.literal_eval(tree)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return None
+    return ast.unparse(tree)
+
+
+def _literal_call(text: str, entry_point: str) -> str | None:
+    """`text` normalised if it is a call of the entry point with literal arguments only, else None."""
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == entry_point):
+        return None
+    try:
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            ast.literal_eval(arg)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+        return None
+    return ast.unparse(node)
+
+
+# Builtins a doctest may wrap around the call (`round(find_zero([1, 2]), 2)`) without making it ambiguous.
+SAFE_WRAPPERS = frozenset({"round", "sorted", "len", "list", "tuple", "set", "abs", "sum", "str", "int", "float",
+                           "bool", "max", "min"})
+
+
+def _wrapped_call(text: str, entry_point: str) -> str | None:
+    """An expression built from one literal-argument call of the entry point and a few pure builtins."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id == entry_point]
+    allowed = (ast.Expression, ast.Call, ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set,
+               ast.UnaryOp, ast.USub, ast.UAdd, ast.keyword)
+    if len(calls) != 1 or not names <= SAFE_WRAPPERS | {entry_point} \
+            or not all(isinstance(n, allowed) for n in ast.walk(tree)):
+        return None
+    if _literal_call(ast.unparse(calls[0]), entry_point) is None:
+        return None
+    return ast.unparse(tree)
+
+
+def _call_from_assignments(text: str, entry_point: str, params: list[str]) -> str | None:
+    """"lst = [1, 2], k = 3" -> "f([1, 2], 3)" when the names are exactly the function's parameters."""
+    text = text.strip().rstrip(",")
+    try:
+        node = ast.parse(f"_f({text})", mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(node, ast.Call) or node.args or not node.keywords:
+        return None
+    given = {k.arg: k.value for k in node.keywords}
+    if sorted(given) != sorted(params):
+        return None
+    ordered = ", ".join(ast.unparse(given[name]) for name in params)
+    return _literal_call(f"{entry_point}({ordered})", entry_point)
+
+
+def _balanced_end(text: str, open_index: int) -> int | None:
+    """Index just past the bracket that closes text[open_index], skipping brackets inside string literals."""
+    depth, quote, i = 0, None, open_index
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def _value_at(text: str, start: int) -> str | None:
+    """The literal that starts at text[start], if it is all that the line says there (bar a comment, a full stop or
+    a parenthesised explanation after a string). A bracketed value may span lines."""
+    rest = text[start:]
+    if rest[:1] and rest[0] in "([{":
+        end = _balanced_end(text, start)  # a bracketed value may span lines
+        if end is None:
+            return None
+        value, after = text[start:end], text[end:].split("\n", 1)[0]
+    else:
+        # "should be 16." ends a sentence: the full stop is not part of the number.
+        line = re.sub(r"(?<=\d)\.\s*$", "", rest.split("\n", 1)[0])
+        value, after = _leading_literal(line)
+    literal = _literal(value.strip())
+    if literal is None:
+        return None
+    after = after.strip()
+    if after in ("", ".") or after.startswith("#") or (after.startswith("(") and literal[:1] in "'\""):
+        return literal
+    return None
+
+
+def _leading_literal(line: str) -> tuple[str, str]:
+    """Split a line into its longest leading run of tokens that reads as one literal, and the rest."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return line, ""
+    best = ("", line)
+    for token in tokens:
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.COMMENT):
+            break
+        end = token.end[1]
+        if _literal(line[:end].strip()) is not None or line[:end].strip() in ("true", "false"):
+            best = (line[:end], line[end:])
+    return best

@@ -1,0 +1,10 @@
+"""Selection metrics for callers outside the engine (the benchmark): the Lens's own functions, re-exported so that
+`bench` imports `engine` only and reports exactly what the Lens is judged by."""
+
+from __future__ import annotations
+
+from lens.metrics import (auc, energy_gap, energy_quartiles, first_pick_accuracy, group_by_task, is_mixed,
+                          random_pick_expectation, selection_report)
+
+__all__ = ["auc", "energy_gap", "energy_quartiles", "first_pick_accuracy", "group_by_task", "is_mixed",
+           "random_pick_expectation", "selection_report"]

@@ -1,0 +1,84 @@
+"""Public examples read from docstrings: doctests and HumanEval's prose forms, only where unambiguous."""
+
+from bench.datasets.examples import assert_line_examples, check_code, extract_examples
+
+
+def pairs(prompt: str, entry: str) -> list[tuple[str, str]]:
+    return [(e.call, e.expected) for e in extract_examples(prompt, entry)]
+
+
+def test_doctests_are_read_with_their_expected_values():
+    prompt = 'def f(xs, n):\n    """Doc.\n    >>> f([1, 2], 3)\n    [1, 2, 3]\n    >>> f([], 0)\n    []\n    """\n'
+    assert pairs(prompt, "f") == [("f([1, 2], 3)", "[1, 2, 3]"), ("f([], 0)", "[]")]
+
+
+def test_doctest_wrapped_in_a_pure_builtin_is_kept_and_other_calls_are_not():
+    prompt = ('def g(xs):\n    """Doc.\n    >>> round(g([1, 2]), 2)\n    -0.5\n    >>> helper(g([1]))\n    1\n'
+              '    """\n')
+    assert pairs(prompt, "g") == [("round(g([1, 2]), 2)", "-0.5")]
+
+
+def test_escaped_newline_in_a_docstring_example_stays_as_written():
+    prompt = 'def r(text):\n    """Doc.\n    >>> r("ab\\ncd")\n    \'b\\nd\'\n    """\n'
+    assert pairs(prompt, "r") == [("r('ab\\ncd')", "'b\\nd'")]
+
+
+def test_prose_separators():
+    prompt = ('def h(a, b):\n    """Doc.\n    h(1, 2) ➞ 3\n    h(2, 2) == 4\n    h(3, 2) => 5\n    h(4, 2) ==> 6\n'
+              '    h(5, 2) -> 7\n    h(6, 2) returns 8\n    h(7, 2) should return 9.\n    h(8, 2) = 10\n'
+              '    h(9, 2) # => 11\n    """\n')
+    assert [e for _, e in pairs(prompt, "h")] == [str(n) for n in range(3, 12)]
+
+
+def test_for_the_output_should_be_and_input_output_blocks():
+    prompt = ('def k(lst, n):\n    """Doc.\n    For lst = [1,2], n = 3 the output should be 9.\n'
+              '    Example 1:\n        Input: lst = [4], n = 1\n        Output: [4] # only one\n    """\n')
+    assert pairs(prompt, "k") == [("k([1, 2], 3)", "9"), ("k([4], 1)", "[4]")]
+
+
+def test_single_argument_input_block_and_lower_case_booleans():
+    prompt = 'def p(x):\n    """Doc.\n    Input: [4,2,3]\n    Output: [2, 1]\n    p(5) => true\n    """\n'
+    assert sorted(pairs(prompt, "p")) == [("p(5)", "True"), ("p([4, 2, 3])", "[2, 1]")]
+
+
+def test_ambiguous_examples_are_left_out():
+    prompt = ('def q(s, n):\n    """Doc.\n    q(a) => False\n    q("x", 1) -> 19 - 5 - 6 = 8\n'
+              '    other_name("x", 1) == 3\n    q("y", 2) == 1 + 9 + 0 = 10\n    q("z", 3) == "ok"\n    """\n')
+    assert pairs(prompt, "q") == [("q('z', 3)", "'ok'")]
+
+
+def test_multi_line_call_and_a_string_followed_by_an_explanation():
+    prompt = ('def m(rows, x):\n    """Doc.\n    m([\n      [1, 2],\n      [3, 1]\n    ], 1) == [(0, 0), (1, 1)]\n'
+              '    m([], 1) # => \'No\' (nothing to find)\n    """\n')
+    assert pairs(prompt, "m") == [("m([[1, 2], [3, 1]], 1)", "[(0, 0), (1, 1)]"), ("m([], 1)", "'No'")]
+
+
+def test_mbpp_assert_lines():
+    prompt = ('"""\nWrite a function.\nassert set(sim((3, 4), (4, 5))) == set((4,))\nassert not odd(2)\n'
+              'assert math.isclose(area(1), 3.14, rel_tol=0.01)\n"""\n')
+    assert [(e.call, e.expected) for e in assert_line_examples(prompt, "sim")] == [("set(sim((3, 4), (4, 5)))",
+                                                                                    "set((4,))")]
+    assert [(e.call, e.expected) for e in assert_line_examples(prompt, "odd")] == [("odd(2)", "False")]
+    assert assert_line_examples(prompt, "area") == []
+
+
+def test_check_code_runs_the_examples_against_a_candidate():
+    prompt = 'def f(x):\n    """Doc.\n    >>> f(2)\n    4.0\n    >>> f(3)\n    (9, 1)\n    """\n'
+    code = check_code(extract_examples(prompt, "f"))
+    good, bad = {}, {}
+    exec(code, good)
+    exec(code, bad)
+
+    def right(x):
+        return 4.0000001 if x == 2 else (9, 1)
+
+    def wrong(x):
+        return 4.0 if x == 2 else [9, 1]  # a list is not the tuple the example shows
+
+    good["check"](right)
+    try:
+        bad["check"](wrong)
+    except AssertionError as exc:
+        assert "f(3) == (9, 1)" in str(exc)
+    else:
+        raise AssertionError("the wrong candidate passed")
