@@ -15,8 +15,8 @@ import re
 import tokenize
 from dataclasses import dataclass
 
-# Compare floats with a tolerance and containers element by element, so that an example written as 6.00 or 0.5 is
-# not lost to float rounding; everything else with ==.
+# Examples whose expected value holds a float are compared with a tolerance, containers element by element, so that
+# an example written as 6.00 or 0.5 is not lost to float rounding; the others are plain `==` asserts.
 CLOSE_HELPER = '''
 def _bench_close(got, want):
     import math
@@ -45,7 +45,16 @@ class Example:
             if isinstance(node, ast.Name) and node.id == self.entry_point:
                 node.id = target
         shown = f"{self.call} == {self.expected}"
-        return f"assert _bench_close({ast.unparse(call)}, {self.expected}), {shown!r}"
+        if self.has_float:
+            return f"assert _bench_close({ast.unparse(call)}, {self.expected}), {shown!r}"
+        # A plain `==` with a literal: the sandbox compares it in the parent, out of the candidate's reach.
+        return f"assert {ast.unparse(call)} == {self.expected}, {shown!r}"
+
+    @property
+    def has_float(self) -> bool:
+        """Whether the expected value holds a float (compared with a tolerance, like 6.00 against 6.0000001)."""
+        return any(isinstance(n, ast.Constant) and isinstance(n.value, float)
+                   for n in ast.walk(ast.parse(self.expected, mode="eval")))
 
     @property
     def entry_point(self) -> str:

@@ -1,0 +1,138 @@
+"""From per-task results to the run's figures: pass@1 (the answer the pipeline committed to, graded on the hidden
+tests), pass@k (any candidate passed them), selection quality on mixed tasks (the pipeline's first pick, the Lens's
+energies, the log-probability baseline, a random pick), throughput, tiers, and the per-epoch learning curve."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from engine import selection_metrics as sm
+
+
+def _rate(values: Iterable[bool]) -> float | None:
+    values = list(values)
+    return sum(bool(v) for v in values) / len(values) if values else None
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _groups(records: Sequence[dict], score) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(scores, hidden labels) per task with at least two candidates, where `score(candidate)` is known for all."""
+    groups = []
+    for record in records:
+        candidates = record.get("candidates") or []
+        if len(candidates) < 2:
+            continue
+        scores = [score(c) for c in candidates]
+        if any(s is None for s in scores):
+            continue
+        groups.append((np.asarray(scores, dtype=float), np.asarray([bool(c["hidden"]) for c in candidates])))
+    return groups
+
+
+def selection(records: Sequence[dict]) -> dict[str, Any]:
+    """Selection metrics on mixed tasks (at least one candidate passing the hidden tests and one failing)."""
+    pipeline = _groups(records, lambda c: -float(c["rank"]))
+    by_logprob = _groups(records, lambda c: c.get("mean_logprob"))
+    by_energy = _groups(records, lambda c: None if c.get("energy") is None else -float(c["energy"]))
+    energies = [(c["energy"], bool(c["hidden"])) for r in records for c in r.get("candidates") or []
+                if c.get("energy") is not None]
+    e_values = np.asarray([e for e, _ in energies], dtype=float)
+    e_labels = np.asarray([label for _, label in energies], dtype=bool)
+    return {
+        "mixed_tasks": sum(sm.is_mixed(labels) for _, labels in pipeline),
+        "first_pick_accuracy": _finite(sm.first_pick_accuracy(pipeline)),
+        "random_pick_expectation": _finite(sm.random_pick_expectation(pipeline)),
+        "logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_logprob)),
+        "lens_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_energy)),
+        "lens_mixed_tasks": sum(sm.is_mixed(labels) for _, labels in by_energy),
+        "auc": _finite(sm.auc(-e_values, e_labels)) if len(e_values) else None,
+        "energy_gap": _finite(sm.energy_gap(e_values, e_labels)) if len(e_values) else None,
+        "energy_quartiles": sm.energy_quartiles(e_values, e_labels) if len(e_values) else [],
+        "candidates_with_energy": int(len(e_values)),
+    }
+
+
+def throughput(records: Sequence[dict]) -> dict[str, Any]:
+    solve_seconds = sum(float(r.get("seconds") or 0.0) for r in records)
+    wall_seconds = solve_seconds + sum(float(r.get("grade_seconds") or 0.0) for r in records)
+    tokens = sum(int(r.get("tokens") or 0) for r in records)
+    generate_seconds = sum(float(r.get("generate_seconds") or 0.0) for r in records)
+    return {
+        "tasks_per_hour": 3600.0 * len(records) / solve_seconds if solve_seconds else None,
+        "tasks_per_hour_with_grading": 3600.0 * len(records) / wall_seconds if wall_seconds else None,
+        "tokens_per_s": tokens / (generate_seconds or solve_seconds) if tokens and (generate_seconds or solve_seconds)
+        else None,
+        "tokens": tokens,
+        "solve_seconds": solve_seconds,
+        "generate_seconds": generate_seconds,
+    }
+
+
+def difficulty_bins(records: Sequence[dict], bins: int = 5) -> list[dict[str, Any]]:
+    """Pass@1 per difficulty bin: does the router's difficulty predict failure?"""
+    known = [(float(r["difficulty"]), bool(r["pass_at_1"])) for r in records if r.get("difficulty") is not None]
+    rows = []
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        inside = [p for d, p in known if low <= d < high or (b == bins - 1 and d == 1.0)]
+        rows.append({"low": low, "high": high, "n": len(inside), "pass_rate": _rate(inside)})
+    return rows
+
+
+def learning_curve(records: Sequence[dict]) -> list[dict[str, Any]]:
+    """The seed's table: per epoch, tasks, pass rate, first-pick accuracy, energy gap."""
+    epochs = sorted({int(r.get("epoch", 1)) for r in records})
+    curve = []
+    for epoch in epochs:
+        chunk = [r for r in records if int(r.get("epoch", 1)) == epoch]
+        chosen = selection(chunk)
+        curve.append({"epoch": epoch, "tasks": len(chunk), "pass_rate": _rate(r["pass_at_1"] for r in chunk),
+                      "pass_at_k": _rate(r["pass_at_k"] for r in chunk),
+                      "first_pick_accuracy": chosen["first_pick_accuracy"],
+                      "lens_first_pick_accuracy": chosen["lens_first_pick_accuracy"],
+                      "energy_gap": chosen["energy_gap"], "auc": chosen["auc"]})
+    return curve
+
+
+def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any],
+              notes: Sequence[str] = (), dataset_stats: dict[str, Any] | None = None,
+              skipped: Sequence[str] = ()) -> dict[str, Any]:
+    records = list(records)
+    chosen = selection(records)
+    speed = throughput(records)
+    summary: dict[str, Any] = {
+        "dataset": config.get("dataset"),
+        "mode": config.get("mode"),
+        "model": config.get("model"),
+        "tasks": len(records),
+        "graded_on": graded_on,
+        "pass_at_1": _rate(r["pass_at_1"] for r in records),
+        "pass_at_k": _rate(r["pass_at_k"] for r in records),
+        "k_mean": float(np.mean([len(r.get("candidates") or []) for r in records])) if records else None,
+        "verified_rate": _rate(bool(r.get("verified")) for r in records),
+        **{key: chosen[key] for key in ("first_pick_accuracy", "random_pick_expectation",
+                                        "logprob_first_pick_accuracy", "lens_first_pick_accuracy", "auc",
+                                        "energy_gap", "mixed_tasks", "lens_mixed_tasks")},
+        "energy_quartiles": chosen["energy_quartiles"],
+        "tasks_per_hour": speed["tasks_per_hour"],
+        "tasks_per_hour_with_grading": speed["tasks_per_hour_with_grading"],
+        "tokens_per_s": speed["tokens_per_s"],
+        "tokens": speed["tokens"],
+        "solve_seconds": speed["solve_seconds"],
+        "tier_counts": dict(Counter(str(r.get("tier")) for r in records)),
+        "ranking_counts": dict(Counter(str(r.get("ranking")) for r in records)),
+        "learning_curve": learning_curve(records),
+        "difficulty_vs_pass_rate": difficulty_bins(records),
+        "notes": list(notes),
+        "skipped_records": list(skipped),
+        "dataset_stats": dataset_stats or {},
+        "config": config,
+    }
+    return summary

@@ -1,0 +1,148 @@
+"""The run folder: results appended per task, resume after an interruption, summary and report from the results.
+The engine here is a scripted stand-in (the real one is exercised in test_real_run.py)."""
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench import runner
+from bench.datasets import gpqa
+from bench.results import RunFolder, RunMismatch
+from bench.runner import Interrupted, RunConfig
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class ScriptedEngine(runner.Engine):
+    """Answers every task with three candidates; interrupts (as Ctrl-C would) on the task named `stop_at`."""
+
+    def __init__(self, config, state, stop_at=None):
+        super().__init__(config, state, report_problem=lambda m: None)
+        self.stop_at = stop_at
+        self.solved = []
+        self.retrains = 0
+
+    def solve_item(self, item, cancel: threading.Event):
+        if item.id == self.stop_at:
+            raise KeyboardInterrupt
+        self.solved.append(item.id)
+        index = len(self.solved)
+        labels = [index % 2 == 0, True, False]
+        candidates = [{"rank": r + 1, "energy": 0.5 + r if index > 1 else None, "confidence": None,
+                       "mean_logprob": -0.1 * (r + 1), "greedy": r == 0, "tokens": 10, "public": None,
+                       "hidden": labels[r], "detail": ""} for r in range(3)]
+        return {"pass_at_1": labels[0], "pass_at_k": True, "committed_detail": "", "verified": False,
+                "tier": "STANDARD", "k": 3, "difficulty": 0.1 * index, "ranking": "lens", "seconds": 2.0,
+                "grade_seconds": 0.5, "tokens": 30, "generate_seconds": 1.5, "note": "", "candidates": candidates}
+
+    def retrain_lens(self):
+        self.retrains += 1
+        return {"retrained": True, "reason": "scripted"}
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def dataset():
+    return gpqa.load(FIXTURES / "gpqa_small.csv")
+
+
+def config(**changes):
+    base = dict(dataset="gpqa-fixture", mode="atlas", k=3, epochs=1, model="scripted")
+    base.update(changes)
+    return RunConfig(**base)
+
+
+def test_interrupted_run_resumes_where_it_stopped(dataset, tmp_path):
+    out = tmp_path / "run"
+    stopped = dataset.items[2].id
+    first = ScriptedEngine(config(), out / "state", stop_at=stopped)
+    with pytest.raises(Interrupted) as caught:
+        runner.run(dataset, config(), out, engine=first, stream=open("/dev/null", "w"))
+    assert first.solved == [dataset.items[0].id, dataset.items[1].id]
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == first.solved
+    assert caught.value.summary["tasks"] == 2 and not caught.value.summary["complete"]
+    assert any("interrupted" in note for note in caught.value.summary["notes"])
+
+    second = ScriptedEngine(config(), out / "state")
+    summary = runner.run(dataset, config(), out, engine=second, stream=open("/dev/null", "w"))
+    assert second.solved == [stopped]  # finished tasks are not solved again
+    assert summary["tasks"] == 3 and summary["complete"]
+    assert len((out / "results.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_and_redone(dataset, tmp_path):
+    out = tmp_path / "run"
+    runner.run(dataset, config(limit=2), out, engine=ScriptedEngine(config(), out / "state"),
+               stream=open("/dev/null", "w"))
+    text = (out / "results.jsonl").read_text()
+    (out / "results.jsonl").write_text(text[:-25])  # the second line loses its end, as in a kill mid-write
+    again = ScriptedEngine(config(limit=2), out / "state")
+    summary = runner.run(dataset, config(limit=2), out, engine=again, stream=open("/dev/null", "w"))
+    assert again.solved == [dataset.items[1].id]
+    assert summary["tasks"] == 2
+
+
+def test_resuming_with_other_options_is_refused(dataset, tmp_path):
+    out = tmp_path / "run"
+    runner.run(dataset, config(limit=1), out, engine=ScriptedEngine(config(), out / "state"),
+               stream=open("/dev/null", "w"))
+    with pytest.raises(RunMismatch, match="mode"):
+        runner.run(dataset, config(limit=1, mode="baseline"), out,
+                   engine=ScriptedEngine(config(), out / "state"), stream=open("/dev/null", "w"))
+
+
+def test_epochs_retrain_between_chunks_and_give_a_learning_curve(dataset, tmp_path):
+    out = tmp_path / "run"
+    engine = ScriptedEngine(config(epochs=3), out / "state")
+    summary = runner.run(dataset, config(epochs=3), out, engine=engine, stream=open("/dev/null", "w"))
+    assert engine.retrains == 2  # between chunks 1-2 and 2-3
+    assert [row["epoch"] for row in summary["learning_curve"]] == [1, 2, 3]
+    assert [row["tasks"] for row in summary["learning_curve"]] == [1, 1, 1]
+    assert set(summary["lens_retrains"]) == {"1", "2"}
+
+
+def test_summary_and_report_are_written(dataset, tmp_path):
+    out = tmp_path / "run"
+    summary = runner.run(dataset, config(), out, engine=ScriptedEngine(config(), out / "state"),
+                         stream=open("/dev/null", "w"))
+    on_disk = json.loads((out / "summary.json").read_text())
+    for key in ("pass_at_1", "pass_at_k", "first_pick_accuracy", "random_pick_expectation", "auc", "energy_gap",
+                "tasks_per_hour", "tokens_per_s", "graded_on", "tasks", "logprob_first_pick_accuracy",
+                "tier_counts"):
+        assert key in on_disk, key
+    assert on_disk == json.loads(json.dumps(summary, default=str))
+    # tasks 1 and 3 have a failing greedy first pick among mixed candidates, task 2 a passing one
+    assert summary["mixed_tasks"] == 3
+    assert summary["first_pick_accuracy"] == pytest.approx(1 / 3)
+    assert summary["random_pick_expectation"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 3) / 3)
+    assert summary["pass_at_k"] == 1.0
+    assert summary["tasks_per_hour"] == pytest.approx(3600 / 2.0)
+    assert summary["tokens_per_s"] == pytest.approx(30 / 1.5)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert "learning curve" in html and "energy histograms" in html and "difficulty vs pass rate" in html
+
+
+def test_chunks_are_consecutive_and_balanced():
+    assert [len(c) for c in runner.chunks(list(range(10)), 3)] == [4, 3, 3]
+    assert sum(runner.chunks(list(range(10)), 3), []) == list(range(10))
+    assert runner.chunks([1, 2], 5) == [[1], [2]]
+
+
+def test_run_folder_append_is_on_disk_at_once(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.start({"dataset": "x", "mode": "atlas"})
+    folder.append({"id": "a", "pass_at_1": True})
+    assert json.loads((tmp_path / "results.jsonl").read_text()) == {"id": "a", "pass_at_1": True}
+
+
+def test_weighted_vote():
+    assert runner.weighted_vote(["A", "B", "B"], None, [0, 0, 0]) == "B"
+    assert runner.weighted_vote(["A", "B", "B"], [0.9, 0.2, 0.2], [0, 0, 0]) == "A"
+    assert runner.weighted_vote(["A", "B"], None, [-2.0, -1.0]) == "B"
+    assert runner.weighted_vote([None], None, [0.0]) is None
