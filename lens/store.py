@@ -108,13 +108,15 @@ class SampleStore:
             raise ValueError(f"embeddings of {sorted(expected)} dimensions offered for model {model_fp}; one model's "
                              f"embeddings all have the same size")
 
-    def dataset(self, model_fp: str, *, with_logprobs: bool = False):
+    def dataset(self, model_fp: str, *, with_logprobs: bool = False, source: str | None = None):
         """(X float32 (n, n_embd), y bool (n,), task_keys list) in recording order; with_logprobs adds the mean
-        log-probabilities (NaN where unknown) as a fourth item."""
+        log-probabilities (NaN where unknown) as a fourth item; `source` keeps only samples from there."""
+        query = "SELECT embedding, label, task_key, mean_logprob FROM lens_samples WHERE model_fp = ?"
+        params: tuple = (model_fp,)
+        if source is not None:
+            query, params = query + " AND source = ?", (model_fp, source)
         with self._lock:
-            rows = self.conn.execute(
-                "SELECT embedding, label, task_key, mean_logprob FROM lens_samples WHERE model_fp = ? "
-                "ORDER BY created, task_key, candidate_hash", (model_fp,)).fetchall()
+            rows = self.conn.execute(query + " ORDER BY created, task_key, candidate_hash", params).fetchall()
         if rows:
             X = np.stack([decode_embedding(r[0]) for r in rows])
         else:

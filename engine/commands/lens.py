@@ -34,21 +34,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="lens_action", metavar="ACTION", required=True)
     stats = actions.add_parser("stats", help="samples per model and label, tasks, last training, AUC, selection")
     train = actions.add_parser("train", help="train the Lens on the stored samples now and print its metrics")
+    cv = actions.add_parser("cv", help="task-split cross-validation of the Lens on the stored samples (or --data)")
+    cv.add_argument("--folds", type=int, default=5, help="folds (whole tasks per fold; default 5)")
+    cv.add_argument("--source", help="only samples from this source (editor, bench)")
+    cv.add_argument("--data", type=Path, help="an .npz with X, y, task_keys[, mean_logprobs] instead of the store")
+    cv.add_argument("--seed", type=int, help="seed (default: the `seed` setting)")
     export = actions.add_parser("export", help="write the current model's Lens to PATH")
     export.add_argument("path", type=Path)
     imp = actions.add_parser("import", help="install a Lens from PATH (refused if trained on another model)")
     imp.add_argument("path", type=Path)
-    for sub in (stats, train, export, imp):
+    for sub in (stats, train, cv, export, imp):
         sub.add_argument("--model", help="model profile name or GGUF path (default: the `model` setting)")
         sub.add_argument("--model-fingerprint", help="the model's fingerprint, instead of reading its GGUF")
         sub.add_argument("--workspace", type=Path, default=Path.cwd(), help="workspace whose settings apply")
-    for sub in (stats, train):
+    for sub in (stats, train, cv):
         sub.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    action = {"stats": stats_command, "train": train_command, "export": export_command,
+    action = {"stats": stats_command, "train": train_command, "cv": cv_command, "export": export_command,
               "import": import_command}[args.lens_action]
     try:
         return action(args)
@@ -82,15 +87,12 @@ def current_model(args: argparse.Namespace) -> ModelIdentity:
 
     settings, _ = config.load(args.workspace)
     name = args.model or settings.model
+    from engine.models import ModelError, resolve_model, validate_gguf
+
     try:
-        from engine.gguf import GGUFError, read_info
-        from engine.models import ModelError, resolve_model
-    except ImportError as exc:
-        raise ModelUnknown(f"cannot fingerprint the model {name!r} in this build ({exc}); pass --model-fingerprint")
-    try:
-        info = read_info(resolve_model(name))
-    except (ModelError, GGUFError) as exc:
-        raise ModelUnknown(f"cannot fingerprint the model {name!r}: {exc}")
+        info = validate_gguf(resolve_model(name))
+    except ModelError as exc:
+        raise ModelUnknown(f"cannot fingerprint the model {name!r}: {exc}; or pass --model-fingerprint")
     return ModelIdentity(info.fingerprint, info.n_embd, info.name)
 
 
@@ -248,6 +250,61 @@ def describe_training(result: dict[str, Any]) -> str:
     if result["swapped"]:
         lines.append(f"saved to {result['checkpoint']}")
     return "\n".join(lines)
+
+
+# --- cross-validation ---
+
+def load_npz(path: Path):
+    """X, y, task_keys and (optional) mean_logprobs from an .npz, checked so that a bad file says what is wrong."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        missing = [name for name in ("X", "y", "task_keys") if name not in data]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)} (needs X, y, task_keys[, mean_logprobs])")
+        X, y, keys = data["X"].astype(np.float32), data["y"].astype(bool), [str(k) for k in data["task_keys"]]
+        logprobs = data["mean_logprobs"].astype(np.float64) if "mean_logprobs" in data else None
+    if X.ndim != 2 or not len(X) == len(y) == len(keys) or (logprobs is not None and len(logprobs) != len(y)):
+        raise ValueError(f"{path}: X must be (n, n_embd) and y, task_keys, mean_logprobs n long; got X {X.shape}, "
+                         f"y {len(y)}, task_keys {len(keys)}")
+    return X, y, keys, logprobs
+
+
+def cv_command(args: argparse.Namespace) -> int:
+    from engine import config
+    from lens.train import NotEnoughData, TrainConfig, cross_validate
+
+    settings, _ = config.load(args.workspace)
+    if args.data is not None:
+        try:
+            X, y, keys, logprobs = load_npz(args.data.expanduser())
+        except (OSError, ValueError) as exc:
+            print(f"atlas-ls lens cv: cannot read {args.data}: {exc}", file=sys.stderr)
+            return 1
+        subject = str(args.data)
+    else:
+        identity = current_model(args)
+        X, y, keys, logprobs = open_store().dataset(identity.fingerprint, with_logprobs=True, source=args.source)
+        subject = f"model {identity.fingerprint}" + (f", source {args.source}" if args.source else "")
+    if args.folds < 2:
+        print("atlas-ls lens cv: --folds must be at least 2", file=sys.stderr)
+        return 2
+    try:
+        report = cross_validate(X, y, keys, k=args.folds, mean_logprobs=logprobs,
+                                config=TrainConfig(seed=settings.seed if args.seed is None else args.seed))
+    except (NotEnoughData, ValueError) as exc:
+        print(f"atlas-ls lens cv: {subject}: {exc}", file=sys.stderr)
+        return 1
+    report = {"data": subject, **report}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{subject}: {report['folds']}-fold task-split cross-validation over {report['tasks']} tasks "
+              f"({report['samples']} samples, {report['mixed_tasks']} mixed)\n"
+              f"first-pick {_pct(report['first_pick'])} vs random {_pct(report['random_pick'])} and log-prob "
+              f"{_pct(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); energy gap "
+              f"{_num(report['energy_gap'])}")
+    return 0
 
 
 # --- export / import ---

@@ -90,3 +90,20 @@ def test_bad_requests_get_clear_messages(tmp_path):
     assert done.returncode == 1 and "not a readable Lens checkpoint" in done.stderr
     done = atlas(empty, "import", str(tmp_path / "missing.pt"), "--model-fingerprint", "fpZ")
     assert done.returncode == 1 and "is not a file" in done.stderr
+
+
+def test_cross_validation_over_the_store_and_over_an_exported_set(trained_dir, tmp_path):
+    data_dir, _ = trained_dir
+    done = atlas(data_dir, "cv", "--json", "--folds", "4", "--model-fingerprint", "fpA", "--source", "bench")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["folds"] == 4 and report["tasks"] == 40 and report["samples"] == 320
+    assert report["first_pick"] > report["random_pick"] + 0.2
+    assert report["logprob_first_pick"] is not None and len(report["fold_aucs"]) == 4
+
+    bad = tmp_path / "set.npz"
+    import numpy as np
+
+    np.savez(bad, X=np.zeros((3, 4)), y=np.array([1, 0, 1]))
+    done = atlas(data_dir, "cv", "--data", str(bad))
+    assert done.returncode == 1 and "lacks task_keys" in done.stderr

@@ -24,6 +24,8 @@ def test_samples_round_trip_and_deduplicate(tmp_path):
     assert counts == {"samples": 2, "passed": 1, "failed": 1, "tasks": 2, "mixed_tasks": 0,
                       "by_source": {"bench": 1, "editor": 1}, "last_recorded": counts["last_recorded"]}
     assert store.models() == ["m1", "m2"]
+    _, y_bench, keys_bench = store.dataset("m1", source="bench")
+    assert y_bench.tolist() == [False] and keys_bench == ["t2"]
 
 
 def test_samples_survive_reopening(tmp_path):
