@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TEST_KINDS = ("stdin", "functional", "assert", "pytest")
-STATUSES = ("pass", "fail", "timeout", "crash", "memory", "output-limit")
+# "skipped": not counted either way (a pytest test skipped by its marker, or a test not run after a failure when
+# Limits.fail_fast is set); a verdict passes when every test is "pass" or "skipped" and at least one is "pass".
+STATUSES = ("pass", "fail", "timeout", "crash", "memory", "output-limit", "skipped")
 ISOLATION_LEVELS = ("bwrap", "namespaces", "rlimits")  # strongest first
 
 
@@ -85,6 +87,7 @@ class Limits:
     file_bytes: int = 16 << 20
     open_files: int = 256
     processes: int = 64
+    fail_fast: bool = False  # stop a candidate's tests at its first failure (the rest are "skipped")
 
 
 @dataclass
