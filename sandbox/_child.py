@@ -363,12 +363,26 @@ class PytestReports:
                 "marked": marked, "msg": str(report.longrepr)[-2000:] if report.failed else ""})
 
 
+def warm_pytest() -> None:
+    """Import pytest and its installed plugins once in F (plugins such as pytest-lsp take a second or more to
+    import), so that each forked pytest run starts warm."""
+    import pytest  # noqa: F401,PLC0415
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    for entry in entry_points(group="pytest11"):
+        try:
+            entry.load()
+        except Exception:  # noqa: BLE001 - a plugin that cannot load here will say so in the test run itself
+            pass
+
+
 def harness_pytest(req: dict) -> None:
     import pytest  # noqa: PLC0415 - only this kind needs it (F imports it on first use, so it is warm)
 
     sys.path.insert(0, req["root"])
+    # The plugins were imported before pytest could rewrite their asserts (warm_pytest): nothing to warn about.
     args = ["-q", "--tb=short", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
-            *req.get("node_ids", [])]
+            "-W", "ignore::pytest.PytestAssertRewriteWarning", *req.get("node_ids", [])]
     try:
         code = pytest.main(args, plugins=[PytestReports()])
     except BaseException as exc:  # noqa: BLE001
@@ -695,7 +709,7 @@ class ForkServer:
     # one test -----------------------------------------------------------------------------------------------------
     def run(self, req: dict) -> dict:
         if req["kind"] == "pytest" and not self.pytest_ready:
-            import pytest  # noqa: F401,PLC0415 - warm for every later pytest test of this server
+            warm_pytest()
             self.pytest_ready = True
         sys.stdout.flush()
         pipes = {name: os.pipe() for name in ("out", "err", "res", "status")}

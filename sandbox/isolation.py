@@ -15,6 +15,7 @@ behind. Probing starts a server of the level (kept warm for later use), once per
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -85,6 +86,7 @@ THREATS = {
     "eq-override": "__eq__ overrides and patched builtins (comparison in the parent on serialised plain data)",
     "background": "processes left behind (process group, pid namespace, subreaper sweep)",
     "kill-parent": "os.kill(os.getppid()) (the parent is a disposable per-test supervisor)",
+    "signal-others": "signalling other processes of the same user, e.g. the editor (pid namespace)",
     "environ-secret": "reading the parent's secrets (scrubbed environment; other processes' /proc hidden)",
     "network": "connecting to a local listener (empty network namespace)",
     "write-outside": "writing files outside its temporary directory (read-only filesystem view)",
@@ -101,9 +103,12 @@ def protections(level: str) -> dict[str, bool]:
     stopped.update({
         "network": status.available and level != "rlimits",
         "write-outside": status.available and level == "bwrap",
-        # bwrap's own /proc shows only the sandbox; elsewhere a fresh /proc in the test's pid namespace is needed
-        "environ-secret": status.available and (level == "bwrap" or private_proc),
+        # bwrap's own /proc shows only the sandbox; elsewhere a fresh /proc in the test's pid namespace hides the
+        # parent, or else the capabilities the test dropped do: a process with fewer capabilities may not read the
+        # environment of one with more (which is what a parent running as root holds, not an ordinary user's)
+        "environ-secret": status.available and (level == "bwrap" or private_proc or os.geteuid() == 0),
         "workspace-copy": status.available and bool(features.get("pidns")),
+        "signal-others": status.available and (level == "bwrap" or bool(features.get("pidns"))),
     })
     return stopped
 
