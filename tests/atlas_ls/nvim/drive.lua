@@ -4,7 +4,14 @@
 -- Opens the file, waits for atlas-ls to attach, lists the code actions on the stub and on a plain line, and with
 -- `solve` runs :AtlasSolve (the config's own command) and waits for the server's edit. Writes what it saw as JSON.
 local spec = vim.json.decode(table.concat(vim.fn.readfile(arg[1]), '\n'))
-local result = { progress = {}, messages = {}, logs = {} }
+local result = { progress = {}, messages = {}, logs = {}, notifications = {} }
+
+-- Neovim's own complaints ("No code actions available", an unknown command) arrive through vim.notify.
+local notify = vim.notify
+vim.notify = function(message, level, opts)
+  table.insert(result.notifications, message)
+  return notify(message, level, opts)
+end
 
 -- Test-only overrides: how to start this checkout's server, and small budgets.
 vim.lsp.config('atlas', { cmd = spec.cmd, init_options = spec.init_options })
@@ -58,17 +65,23 @@ local function offers_solve(listing)
   return false
 end
 
+local function progress_ended()
+  local last = result.progress[#result.progress]
+  return last ~= nil and last.kind == 'end'
+end
+
 local function solve(bufnr)
   local before = table.concat(lines(bufnr), '\n')
-  vim.cmd('AtlasSolve')
-  result.solved = vim.wait(spec.timeout_ms, function()
+  local function changed()
     return table.concat(lines(bufnr), '\n') ~= before
-  end, 100)
-  -- The progress ends after the edit is applied; give it a moment to arrive.
-  vim.wait(5000, function()
-    local last = result.progress[#result.progress]
-    return last ~= nil and last.kind == 'end'
-  end, 50)
+  end
+  vim.api.nvim_win_set_cursor(0, { spec.stub_line, 4 })
+  vim.cmd('AtlasSolve')
+  -- Until the edit arrives, or the solve's progress ends without one (a failure the messages explain).
+  vim.wait(spec.timeout_ms, function() return changed() or progress_ended() end, 100)
+  -- The edit and the end of the progress are separate messages: give the other one a moment.
+  vim.wait(5000, function() return changed() and progress_ended() end, 50)
+  result.solved = changed()
   vim.cmd('silent write')
 end
 
