@@ -115,9 +115,13 @@ class Learner:
             order = np.argsort(energies, kind="stable")
             return Ranking([int(i) for i in order], energies, lens.confidence(energies), "lens")
         order = np.argsort(-np.asarray(mean_logprobs, dtype=np.float64), kind="stable")
-        counts = self.store.counts(self.model_fp)
-        note = (f"cold start: no Lens for this model yet ({counts['passed']} passing and {counts['failed']} failing "
-                f"samples; training starts at {self.min_per_class} of each); ranked by mean token log-probability")
+        if lens is not None:
+            note = "no embeddings for these candidates; ranked by mean token log-probability"
+        else:
+            counts = self.store.counts(self.model_fp)
+            note = (f"cold start: no Lens for this model yet ({counts['passed']} passing and {counts['failed']} "
+                    f"failing samples; training starts at {self.min_per_class} of each); ranked by mean token "
+                    f"log-probability")
         return Ranking([int(i) for i in order], None, None, "logprob", note)
 
     def difficulty(self, X: np.ndarray) -> float | None:
