@@ -501,7 +501,6 @@ def supervise(req: dict, features: dict, fds: dict) -> None:
         run_test(req, features, fds)
     for name in ("out", "err", "res"):
         os.close(fds[name])
-    write_all(status, f"pid {pid}\n".encode())
     _, wait_status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(wait_status):
         write_all(status, f"signal {os.WTERMSIG(wait_status)}\n".encode())
@@ -532,14 +531,13 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def kill_everything(c_pid: int, g_pid: int | None) -> None:
-    """SIGKILL the test's process group, its pid namespace (through G, its init) and every descendant of F, until
-    none is left; reap them all."""
-    for target in (lambda: os.killpg(c_pid, signal.SIGKILL), lambda: g_pid and os.kill(g_pid, signal.SIGKILL)):
-        try:
-            target()
-        except (ProcessLookupError, PermissionError):
-            pass
+def kill_everything(c_pid: int) -> None:
+    """SIGKILL the test's process group and every descendant of F (G among them: as init of the test's pid
+    namespace, its death takes the namespace with it), until none is left; reap them all."""
+    try:
+        os.killpg(c_pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         left = descendants(os.getpid())
@@ -567,70 +565,34 @@ def reap() -> int:
         count += 1
 
 
-class Streams:
-    """The test's pipes as F reads them: stdout (capped), stderr (a tail), results (capped), status."""
+class Outputs:
+    """The test's stdout, stderr and results: plain files in the test's own io folder (no pipe to drain, so F
+    wakes only when the test ends, is due a check, or the parent cancels). Their sizes are checked on every watch
+    tick and at the end; RLIMIT_FSIZE bounds how far one can grow between two checks."""
 
-    def __init__(self, fds: dict, output_cap: int):
-        self.fds = dict(fds)
-        self.data = {name: bytearray() for name in fds}
-        self.output_cap = output_cap
-        self.stdout_bytes = 0
-        self.stderr_bytes = 0
-        self.over = ""
+    NAMES = ("out", "err", "res")
 
-    def open_fds(self) -> list[int]:
-        return list(self.fds.values())
+    def __init__(self, folder: str, output_cap: int):
+        self.fds = {name: os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+                    for name in self.NAMES}
+        self.caps = {"out": output_cap, "err": output_cap * 4, "res": RESULT_CAP}
 
-    def read(self, fd: int) -> None:
-        name = next(n for n, f in self.fds.items() if f == fd)
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            os.close(fd)
-            del self.fds[name]
-            return
-        buf = self.data[name]
-        if name == "out":
-            self.stdout_bytes += len(chunk)
-            if self.stdout_bytes > self.output_cap:
-                self.over = "output-limit"
-                return
-            buf += chunk
-        elif name == "err":
-            self.stderr_bytes += len(chunk)
-            buf += chunk
-            del buf[:-STDERR_TAIL]
-            if self.stderr_bytes > self.output_cap * 4:
-                self.over = "output-limit"
-        elif name == "res":
-            buf += chunk
-            if len(buf) > RESULT_CAP:
-                self.over = "output-limit"
-        else:
-            buf += chunk
+    def over(self) -> str:
+        for name, fd in self.fds.items():
+            if os.fstat(fd).st_size > self.caps[name]:
+                return "output-limit"
+        return ""
 
-    def drain(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while self.fds and time.monotonic() < deadline and not self.over:
-            ready, _, _ = select.select(self.open_fds(), [], [], max(0.0, deadline - time.monotonic()))
-            for fd in ready:
-                self.read(fd)
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
-
-    def status_lines(self) -> dict:
-        lines = {}
-        for line in self.data["status"].decode(errors="replace").splitlines():
-            key, _, value = line.partition(" ")
-            lines[key] = value
-        return lines
+    def read(self, name: str, tail: int | None = None) -> bytes:
+        fd = self.fds[name]
+        size = os.fstat(fd).st_size
+        if tail is not None:
+            return os.pread(fd, tail, max(0, size - tail))
+        return os.pread(fd, min(size, self.caps[name]), 0)
 
     def records(self) -> list:
         out = []
-        for line in self.data["res"].decode(errors="replace").splitlines():
+        for line in self.read("res").decode(errors="replace").splitlines():
             try:
                 item = json.loads(line)
             except ValueError:
@@ -638,6 +600,22 @@ class Streams:
             if isinstance(item, dict):
                 out.append(item)
         return out
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+
+
+def read_status(fd: int) -> dict:
+    data = b""
+    while chunk := os.read(fd, 4096):
+        data += chunk
+    os.close(fd)
+    lines = {}
+    for line in data.decode(errors="replace").splitlines():
+        key, _, value = line.partition(" ")
+        lines[key] = value
+    return lines
 
 
 class ForkServer:
@@ -711,73 +689,65 @@ class ForkServer:
         if req["kind"] == "pytest" and not self.pytest_ready:
             warm_pytest()
             self.pytest_ready = True
-        sys.stdout.flush()
-        pipes = {name: os.pipe() for name in ("out", "err", "res", "status")}
+        limits = req["limits"]
+        outputs = Outputs(req["io_dir"], int(limits["output_bytes"]))
+        status_read, status_write = os.pipe()
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
             try:
-                for read_end, _ in pipes.values():
-                    os.close(read_end)
-                supervise(req, self.features, {name: w for name, (_, w) in pipes.items()})
+                os.close(status_read)
+                supervise(req, self.features, dict(outputs.fds, status=status_write))
             finally:
                 os._exit(70)
-        for _, write_end in pipes.values():
-            os.close(write_end)
-        limits = req["limits"]
-        streams = Streams({name: r for name, (r, _) in pipes.items()}, int(limits["output_bytes"]))
-        reason = self.watch(pid, streams, started, limits, req.get("id"))
-        status = streams.status_lines()
-        g_pid = int(status["pid"]) if status.get("pid", "").isdigit() else None
+        os.close(status_write)
+        reason = self.watch(pid, status_read, outputs, started, limits, req.get("id"))
         max_rss, cpu = 0, 0.0
         if reason is None:  # C has reported and is exiting: its usage includes G's
             usage = os.wait4(pid, 0)[2]
             max_rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
-        kill_everything(pid, g_pid if reason else None)  # G's pid is only meaningful while G may still run
-        streams.drain(0.5)
-        reap()
-        status = streams.status_lines()
-        return {
-            "id": req.get("id"), "reason": reason or streams.over or None,
+        kill_everything(pid)
+        status = read_status(status_read)
+        reply = {
+            "id": req.get("id"), "reason": reason or outputs.over() or None,
             "exit": int(status["exit"]) if "exit" in status else None,
             "signal": int(status["signal"]) if "signal" in status else None,
             "setup": status.get("setup"),
-            "stdout": streams.data["out"].decode("utf-8", errors="replace"),
-            "stdout_bytes": streams.stdout_bytes,
-            "stderr": streams.data["err"].decode("utf-8", errors="replace"),
-            "records": streams.records(), "seconds": time.monotonic() - started, "max_rss_kb": max_rss,
+            "stdout": outputs.read("out").decode("utf-8", errors="replace"),
+            "stderr": outputs.read("err", tail=STDERR_TAIL).decode("utf-8", errors="replace"),
+            "records": outputs.records(), "seconds": time.monotonic() - started, "max_rss_kb": max_rss,
             "cpu_s": cpu,
         }
+        outputs.close()
+        return reply
 
-    def watch(self, pid: int, streams: Streams, started: float, limits: dict, req_id) -> str | None:
-        """Wait for C to report the end, the wall clock to run out, the output to overflow, too many processes, or
-        the parent to cancel."""
+    def watch(self, pid: int, status_fd: int, outputs: Outputs, started: float, limits: dict,
+              req_id) -> str | None:
+        """Wait for C to end (its status pipe closes), the wall clock to run out, the output to overflow, too many
+        processes, or the parent to cancel."""
         deadline = started + float(limits["timeout_s"])
         max_processes = int(limits["processes"]) + PROCESS_SLACK
         next_watch = started + WATCH_INTERVAL
-        while "status" in streams.fds:
+        while True:
             now = time.monotonic()
             if now >= deadline:
                 return "timeout"
-            wait = min(deadline, next_watch) - now
-            ready, _, _ = select.select(streams.open_fds() + [0], [], [], max(0.0, wait))
+            ready, _, _ = select.select([status_fd, 0], [], [], max(0.0, min(deadline, next_watch) - now))
             if 0 in ready:
                 message = read_message(0)
                 if message is None:  # the parent is gone
-                    kill_everything(pid, None)
+                    kill_everything(pid)
                     os._exit(0)
                 if message.get("op") == "cancel" and message.get("id") == req_id:
                     return "cancelled"
-            for fd in ready:
-                if fd != 0:
-                    streams.read(fd)
-            if streams.over:
-                return streams.over
+            if status_fd in ready:
+                return None
             if time.monotonic() >= next_watch:
                 next_watch = time.monotonic() + WATCH_INTERVAL
+                if outputs.over():
+                    return "output-limit"
                 if len(descendants(os.getpid())) > max_processes:
                     return "processes"
-        return None
 
     def serve(self, once: bool) -> None:
         while True:

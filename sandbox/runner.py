@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from sandbox import grading, isolation as levels, pytest_kind
-from sandbox.server import ServerDied, pool, remove_tree
+from sandbox.server import ServerDied, pool, remove_tree, start_server
 from sandbox.types import Limits, TestResult, TestSuite, Verdict
 
 MAX_CODE_BYTES = 1 << 20
@@ -272,18 +272,39 @@ class Lease:
             self.server = None
 
 
+class FreshLease(Lease):
+    """A fresh interpreter for every test: the slow way, kept to measure the fork server against
+    (`atlas-ls --bench sandbox`)."""
+
+    def __init__(self, level: str):
+        super().__init__(level)
+        self.level = level
+
+    def get(self):
+        if self.server is not None:
+            self.server.close()
+        self.server = start_server(self.level, once=True)
+        return self.server
+
+    def release(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
 def execute(lease: Lease, job: Job, limits: Limits) -> list[TestResult]:
     server = lease.get()
     folder = Path(tempfile.mkdtemp(prefix="t-", dir=server.base))
-    tmp = folder / "tmp"
-    tmp.mkdir()
-    request = {"op": "run", "id": next(_request_ids), **job.request, "dir": str(folder),
-               "env": child_env(folder, tmp), "limits": dataclasses.asdict(limits)}
+    home, tmp, io = folder / "home", folder / "tmp", folder / "io"  # io: the test's stdout, stderr and results
+    for each in (home, tmp, io):
+        each.mkdir()
+    request = {"op": "run", "id": next(_request_ids), **job.request, "dir": str(home), "io_dir": str(io),
+               "env": child_env(home, tmp), "limits": dataclasses.asdict(limits)}
     started = time.monotonic()
     try:
         if job.stdin is not None:
-            (folder / "input.txt").write_text(job.stdin, encoding="utf-8")
-            request["stdin_path"] = str(folder / "input.txt")
+            (io / "stdin").write_text(job.stdin, encoding="utf-8")
+            request["stdin_path"] = str(io / "stdin")
         if job.spliced is not None:
             workspace, target_file, source = job.spliced
             copy = folder / "workspace"

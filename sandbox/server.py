@@ -10,6 +10,7 @@ only `base` writable.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import json
 import os
 import select
@@ -164,8 +165,18 @@ class Server:
             if ready:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
-                    raise ServerDied(f"it exited ({self.log_tail(500).strip() or 'no message'})")
+                    raise ServerDied(f"it exited with status {self.proc.wait()} "
+                                     f"({self.log_tail(500).strip() or 'no message'})")
                 self._buffer += chunk
+
+
+# Servers die with the thread that started them (PR_SET_PDEATHSIG, bwrap --die-with-parent: both follow the
+# parent *thread*), so they are all started by one long-lived thread rather than by short-lived workers.
+_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
+def start_server(level: str, *, once: bool = False) -> Server:
+    return _spawner.submit(Server, level, once=once).result()
 
 
 class Pool:
@@ -184,7 +195,7 @@ class Pool:
                 if server.alive:
                     return server
                 server.close()
-        return Server(self.level)
+        return start_server(self.level)
 
     def release(self, server: Server) -> None:
         if server.alive:

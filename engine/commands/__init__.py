@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES: tuple[str, ...] = ("config", "lens")
+MODULES: tuple[str, ...] = ("config", "lens", "sandbox")
 
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {"sandbox": "sandbox_bench"}
 
 
 def register_all(subparsers: argparse._SubParsersAction) -> None:
