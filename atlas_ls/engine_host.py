@@ -34,15 +34,48 @@ class EngineUnavailable(RuntimeError):
     """The engine could not be created; the message says what to do."""
 
 
-def default_solver_factory(settings: Settings) -> SolverLike:
-    from engine.paths import database_path
-    from engine.pipeline import Solver
+class EngineSolver:
+    """The engine's Solver on a ModelWorker the server owns: the model is loaded (on the worker's thread) before
+    the first solve, and a load failure (a ModelError saying what to do) surfaces here, at creation."""
 
-    solver = Solver(settings, db_path=database_path())
-    warm = getattr(solver, "warm_up", None)
-    if callable(warm):
-        warm()  # load the model now, not inside the first solve
-    return solver
+    def __init__(self, settings: Settings) -> None:
+        from engine.paths import database_path
+        from engine.pipeline import Solver
+        from engine.runtime import ModelWorker
+
+        self.settings = settings
+        self.worker = ModelWorker.from_settings(settings)
+        try:
+            info = self.worker.runtime().info
+        except BaseException:
+            self.worker.close(timeout=5)
+            raise
+        self.model_name = f"{settings.model} ({info.name}, {info.quantization})" if getattr(info, "name", "") \
+            else settings.model
+        self.solver = Solver(settings, worker=self.worker, db_path=database_path())
+
+    def solve(self, task: Task, *, progress=None, cancel=None, k=None) -> SolveResult:
+        return self.solver.solve(task, progress=progress, cancel=cancel, k=k)
+
+    def lens_state(self) -> str:
+        """A short line for the log and the status bar."""
+        if not self.settings.lens_enabled:
+            return "off: candidates ranked by log-probability"
+        self.solver.info  # read first: the Solver's `learner` asks for it while holding a lock `info` also takes
+        learner = self.solver.learner
+        counts = learner.store.counts(learner.model_fp)
+        samples = f"{counts['samples']} samples, {counts['passed']} passing"
+        if learner.lens is None:
+            return f"cold start: ranking by log-probability ({samples})"
+        return f"trained ({samples}){'; retraining' if learner.training else ''}"
+
+    def close(self) -> None:
+        self.solver.close()
+        self.worker.close(timeout=30)
+
+
+def default_solver_factory(settings: Settings) -> SolverLike:
+    return EngineSolver(settings)
 
 
 class EngineHost:
@@ -68,14 +101,22 @@ class EngineHost:
     def publish(self, message: str = "") -> None:
         self.messenger.status(self.status(message))
 
-    def describe_lens(self, solver: SolverLike) -> None:
+    async def describe_lens(self, solver: SolverLike) -> None:
+        """Read the Lens state (a database query, maybe a checkpoint load: on a thread) and log it if it changed."""
         describe = getattr(solver, "lens_state", None)
-        if callable(describe):
-            try:
-                self.lens = str(describe())
-            except Exception as exc:  # a status line must not fail a solve
-                self.lens = f"unknown ({exc})"
-            self.messenger.log(f"Lens: {self.lens}")
+        if not callable(describe):
+            return
+        try:
+            lens = str(await asyncio.get_running_loop().run_in_executor(self.executor, describe))
+        except Exception as exc:  # a status line must not fail a solve
+            lens = f"unknown ({type(exc).__name__}: {exc})"
+        if lens != self.lens:
+            self.lens = lens
+            self.messenger.log(f"Lens: {lens}")
+            self.publish()
+
+    def model_name(self) -> str:
+        return str(getattr(self._solver, "model_name", None) or self.settings.model)
 
     # --- life cycle ---
 
@@ -126,8 +167,8 @@ class EngineHost:
             return await self.get()
         self._solver, self.state, self.error = solver, "ready", ""
         self.messenger.log(f"model {settings.model} ready in {time.monotonic() - started:.1f} s")
-        self.describe_lens(solver)
         self.publish()
+        await self.describe_lens(solver)
         return solver
 
     def preload(self) -> None:
@@ -144,7 +185,10 @@ class EngineHost:
 def _failure_text(exc: Exception) -> str:
     """The exception's own words when it is one of ours (they say what to do), else its type and a hint."""
     name = type(exc).__name__
-    if name in ("ModelError", "ConfigError", "EngineUnavailable"):
+    if name == "ModelError":
+        return (f"the model cannot be loaded: {exc}. Set atlas.model (editor settings, pyproject.toml [tool.atlas] "
+                f"or ATLAS_MODEL) to a profile name or a GGUF file, then restart the server.")
+    if name == "EngineUnavailable":
         return str(exc)
     if isinstance(exc, ImportError):
         return (f"the engine cannot start: {exc}. Reinstall atlas-ls with its dependencies "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -25,16 +26,17 @@ log = logging.getLogger(__name__)
 # go back, so the bar holds while the message says what happens.
 SPANS = {"routing": (0, 5), "generating": (5, 60), "scoring": (60, 65), "testing": (65, 95),
          "escalating": (5, 60), "learning": (95, 99), "done": (99, 100)}
+REPORT_INTERVAL_S = 0.1
 _tokens = itertools.count(1)
 
 
 def phase_text(progress: Any) -> str:
-    """"generating 2/5", "testing 1/3", "escalating: FAST -> STANDARD", "routing"."""
+    """e.g. "generating 12/128 (3 candidates: token 12 of at most 128)", "testing 1/3 (rank 1: passed)",
+    "escalating (STANDARD, k=5)", "routing"."""
     phase, done, total = progress.phase, progress.done, progress.total
-    if phase in ("generating", "testing") and total:
-        return f"{phase} {done}/{total}"
+    text = f"{phase} {done}/{total}" if phase in ("generating", "testing") and total else phase
     message = getattr(progress, "message", "")
-    return f"{phase}: {message}" if message else phase
+    return f"{text} ({message})" if message else text
 
 
 def phase_percentage(progress: Any) -> int:
@@ -50,7 +52,8 @@ class Reporter:
     def __init__(self, ls: AtlasLanguageServer, record: SolveRecord, title: str) -> None:
         self.ls, self.record, self.title = ls, record, title
         self.percentage = 0
-        self.last_text = ""
+        self.last_text = self.last_phase = ""
+        self.last_sent = 0.0
         self.ended = False
 
     def phase(self, progress: Any) -> None:
@@ -59,12 +62,19 @@ class Reporter:
             return
         self.record.phase = progress.phase
         self.record.detail = phase_text(progress)
-        self.report(self.record.detail, phase_percentage(progress))
+        finished = bool(progress.total) and progress.done >= progress.total
+        self.report(self.record.detail, phase_percentage(progress), force=finished)
 
-    def report(self, text: str, percentage: int) -> None:
+    def report(self, text: str, percentage: int, *, force: bool = False) -> None:
+        """Send a change; within one phase at most one per REPORT_INTERVAL_S (the engine reports every token),
+        except the step that completes the phase."""
         if self.ended or text == self.last_text:
             return
-        self.last_text = text
+        phase = text.split(" ", 1)[0]
+        now = time.monotonic()
+        if not force and phase == self.last_phase and now - self.last_sent < REPORT_INTERVAL_S:
+            return
+        self.last_text, self.last_phase, self.last_sent = text, phase, now
         self.percentage = max(self.percentage, min(100, percentage))
         self._send_report(text)
 

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from engine.task import CandidateReport, SolveResult
+from engine.task import CandidateReport, SolveResult, normalise
 
 STATES = ("queued", "solving", "solved", "failed", "cancelled")
 
@@ -64,11 +64,18 @@ class SolveRecord:
         return next((c for c in self.result.candidates if c.rank == rank), None)
 
     def alternatives(self, limit: int) -> list[CandidateReport]:
-        """Candidates other than the one applied, best rank first, each with code."""
+        """Distinct candidates other than the one applied, best rank first (a sampled candidate often repeats
+        another word for word)."""
         if self.result is None or limit <= 0:
             return []
-        others = [c for c in sorted(self.result.candidates, key=lambda c: c.rank)
-                  if c.rank != self.applied_rank and c.code.strip()]
+        applied = self.candidate(self.applied_rank) if self.applied_rank is not None else None
+        seen = {normalise(applied.code)} if applied is not None else set()
+        others = []
+        for candidate in sorted(self.result.candidates, key=lambda c: c.rank):
+            key = normalise(candidate.code)
+            if candidate.code.strip() and key not in seen:
+                seen.add(key)
+                others.append(candidate)
         return others[:limit]
 
 

@@ -209,7 +209,7 @@ async def run_solve(ls: AtlasLanguageServer, args: SolveArgs) -> dict[str, Any]:
     path = document_path(args.uri)
     if path is None:
         return outcome(False, "only files on disk can be solved (the tests run from the workspace)")
-    record = SolveRecord(args.uri, args.qualname, stub_text=site.text, model=ls.settings.model,
+    record = SolveRecord(args.uri, args.qualname, stub_text=site.text, model=ls.host.model_name(),
                          tests="finding tests")
     ls.book.put(record)
     reporter = await make_reporter(ls, record, f"ATLAS: solving {args.qualname}")
@@ -259,6 +259,7 @@ async def _solve(ls: AtlasLanguageServer, record: SolveRecord, reporter: Reporte
     solver = await _until_cancelled(ls.host.get(), record)
     if solver is None:
         return None
+    record.model = ls.host.model_name()
     if ls.solve_lock.locked():
         reporter.report("waiting for another solve to finish", 0)
     async with ls.solve_lock:  # the model is one context: solves take turns
@@ -273,7 +274,9 @@ async def _solve(ls: AtlasLanguageServer, record: SolveRecord, reporter: Reporte
             _finish(record, reporter, "cancelled", cancelled_message(record))  # tell the user at once
             await _settle(running)  # keep the model's turn until the engine has actually stopped
             return None
-    ls.host.describe_lens(solver)
+    await ls.host.describe_lens(solver)
+    if result.cancelled:  # the engine stopped on its own account of the cancel event
+        return None
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,25 @@ def capabilities(name: str) -> types.ClientCapabilities:
         caps.window.work_done_progress = False
         return caps
     return client_capabilities(name)
+
+
+def copy_fixture(tmp_path: Path) -> Path:
+    """A fresh copy of the fixture workspace (solves edit it, the watcher and the sandbox read it)."""
+    copy = tmp_path / "workspace"
+    shutil.copytree(FIXTURE, copy)
+    return copy
+
+
+def titles(actions: list[Any]) -> list[str]:
+    return [a.title for a in actions]
+
+
+def solve_action(actions: list[Any]) -> types.CodeAction:
+    """The one "Solve with ATLAS" action of a listing, with our kind."""
+    found = [a for a in actions if a.title == protocol.SOLVE_TITLE]
+    assert len(found) == 1, titles(actions)
+    assert found[0].kind == protocol.CODE_ACTION_KIND
+    return found[0]
 
 
 def offset_of(text: str, position: types.Position) -> int:
@@ -156,7 +176,8 @@ async def start_editor(workspace: Path, client_name: str, *, server: list[str] =
 
     @client.feature(protocol.STATUS_NOTIFICATION)
     def status(params: Any):
-        editor.statuses.append(params)
+        # pygls hands unknown notifications' params over as named tuples
+        editor.statuses.append(params._asdict() if hasattr(params, "_asdict") else dict(params))
 
     if configuration is not None:
         client.set_configuration(configuration)

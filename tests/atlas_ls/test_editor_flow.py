@@ -1,13 +1,11 @@
-"""The editor features over a real LSP session on stdio, with the real server and a scripted Solver (see
+"""The solve flow over a real LSP session on stdio, with the real server and a scripted Solver (see
 scripted_server.py): fast and deterministic, so they can pin down progress, cancellation, version checks and
-alternatives on the VS Code and Neovim capability sets. test_end_to_end.py runs the same features on the model."""
+alternatives on the VS Code and Neovim capability sets. test_end_to_end.py runs the same flow on the model."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from lsprotocol import types
 
 from atlas_ls import protocol
-from tests.atlas_ls.editor import CLIENTS, FIXTURE, Editor, start_editor, stop_editor
+from tests.atlas_ls.editor import CLIENTS, Editor, copy_fixture, solve_action, start_editor, stop_editor, titles
 
 GOOD_ADD = "def add(a: int, b: int) -> int:\n    return a + b\n"
 BAD_ADD = "def add(a: int, b: int) -> int:\n    return a - b\n"
@@ -27,9 +25,7 @@ SCRIPT = {"step_s": 0.05, "candidates": [
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    copy = tmp_path / "workspace"
-    shutil.copytree(FIXTURE, copy)
-    return copy
+    return copy_fixture(tmp_path)
 
 
 @pytest.fixture
@@ -49,63 +45,6 @@ async def editor(request, workspace, script):
     started = await start_editor(workspace, request.param, env=env, init_options={"preloadModel": False})
     yield started
     await stop_editor(started)
-
-
-def titles(actions) -> list[str]:
-    return [a.title for a in actions]
-
-
-def solve_action(actions):
-    found = [a for a in actions if a.title == protocol.SOLVE_TITLE]
-    assert len(found) == 1, titles(actions)
-    assert found[0].kind == protocol.CODE_ACTION_KIND
-    return found[0]
-
-
-# --- listing ---
-
-async def test_solve_action_offered_on_stubs_only(editor: Editor):
-    uri = editor.open("mathutils.py")
-    for needle in ("def add", '"""Return the sum', "pass", "raise NotImplementedError", "def increment"):
-        solve_action(await editor.code_actions(uri, editor.line_of(uri, needle)))
-    for needle in ("def double", "return 2 * x", '"""Small functions', "class Counter", "self.count = 0"):
-        assert protocol.SOLVE_TITLE not in titles(await editor.code_actions(uri, editor.line_of(uri, needle))), needle
-
-
-async def test_solve_action_respects_the_only_filter(editor: Editor):
-    uri = editor.open("mathutils.py")
-    line = editor.line_of(uri, "def add")
-    assert titles(await editor.code_actions(uri, line, only=["refactor"])) == [protocol.SOLVE_TITLE]
-    assert titles(await editor.code_actions(uri, line, only=["refactor.rewrite"])) == [protocol.SOLVE_TITLE]
-    assert await editor.code_actions(uri, line, only=["quickfix"]) == []
-
-
-async def test_listing_is_fast(editor: Editor):
-    """A generous bound (the issue's target is 100 ms; VS Code gives up near 2 s); measured by benchmark too."""
-    uri = editor.open("mathutils.py")
-    line = editor.line_of(uri, "def add")
-    await editor.code_actions(uri, line)
-    timings = []
-    for _ in range(20):
-        started = time.perf_counter()
-        await editor.code_actions(uri, line)
-        timings.append(time.perf_counter() - started)
-    assert statistics.median(timings) < 0.5 and max(timings) < 2.0, timings
-
-
-async def test_nothing_on_a_document_that_does_not_parse(editor: Editor):
-    uri = editor.open("mathutils.py")
-    line = editor.line_of(uri, "def add")
-    editor.change(uri, editor.texts[uri] + "\ndef broken(:\n")
-    assert await editor.code_actions(uri, line) == []
-    assert await editor.hover(uri, line) is None
-
-
-async def test_nothing_on_other_languages(editor: Editor):
-    uri = editor.open("notes.md", language_id="markdown")
-    assert await editor.code_actions(uri, 0) == []
-    stub = editor.open("types.pyi", language_id="python", text="def f(x: int) -> int: ...\n")
-    assert await editor.code_actions(stub, 0) == []
 
 
 # --- solving ---
@@ -234,43 +173,5 @@ async def test_client_without_work_done_progress(workspace: Path, script):
         assert cancelled == {"cancelled": ["maximum"]}
         assert not (await asyncio.wait_for(running, 30))["applied"]
         assert "raise NotImplementedError" in editor.texts[uri]
-    finally:
-        await stop_editor(editor)
-
-
-async def test_invalid_settings_are_reported_once_by_name(workspace: Path, script):
-    (workspace / "pyproject.toml").write_text('[tool.atlas]\nmax_alternatives = "many"\n')
-    editor = await start_editor(workspace, "visual-studio-code", env=script(SCRIPT),
-                                init_options={"preloadModel": False, "nCtx": 100, "applyUnverified": "sometimes"},
-                                configuration={"atlas": {"log_level": "chatty"}})
-    try:
-        await editor.wait_until(lambda: len(editor.client.messages) >= 4)
-        expected = [("'n_ctx'", "from 512 to 131072"), ("'apply_unverified'", "'never', 'no-tests', 'always'"),
-                    ("'log_level'", "'error', 'warning', 'info', 'debug'"), ("'max_alternatives'", "from 0 to 50")]
-        for key, accepted in expected:
-            found = editor.shown(key)
-            assert len(found) == 1 and accepted in found[0], (key, [m.message for m in editor.client.messages])
-        status = await editor.execute(types.Command(title="status", command=protocol.STATUS_COMMAND))
-        assert status["modelState"] == "unloaded" and status["model"] == "qwen2.5-coder-0.5b"
-        # A configuration change re-reads every layer; the same problems are not shown again.
-        editor.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
-        await editor.wait_until(lambda: len(editor.logged("'n_ctx'")) >= 2)
-        assert len(editor.shown("'n_ctx'")) == 1
-    finally:
-        await stop_editor(editor)
-
-
-async def test_engine_failure_is_shown_once_with_what_to_do(workspace: Path, script):
-    env = script({**SCRIPT, "load_error": "model 'nope' not found: install it or set atlas.model"})
-    editor = await start_editor(workspace, "neovim", env=env, init_options={"preloadModel": False})
-    try:
-        uri = editor.open("mathutils.py")
-        for needle in ("def add", "def maximum"):
-            line = editor.line_of(uri, needle)
-            answer = await editor.execute(solve_action(await editor.code_actions(uri, line)).command)
-            assert not answer["applied"] and "set atlas.model" in answer["message"]
-        assert len(editor.shown("set atlas.model")) == 1
-        status = await editor.execute(types.Command(title="status", command=protocol.STATUS_COMMAND))
-        assert status["modelState"] == "error"
     finally:
         await stop_editor(editor)
