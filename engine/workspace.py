@@ -124,24 +124,27 @@ def _parse(source: str) -> ast.Module | None:
 
 
 def _walk_functions(tree: ast.Module):
-    """(function node, qualname, enclosing class qualname or None) for every def, outer ones first."""
-    queue: list[tuple[ast.AST, str, str | None]] = [(tree, "", None)]
-    while queue:
-        node, prefix, owner = queue.pop(0)
-        for child in ast.iter_child_nodes(node):
+    """(function node, qualname, enclosing class qualname or None) for every def, outer ones first. Only statement
+    lists are walked: functions live in bodies, never inside expressions."""
+    queue: list[tuple[list[ast.stmt], str, str | None]] = [(tree.body, "", None)]
+    for body, prefix, owner in queue:  # grows while iterating: breadth first
+        for child in body:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 qualname = prefix + child.name
                 yield child, qualname, owner
-                queue.append((child, qualname + ".", None))
+                queue.append((child.body, qualname + ".", None))
             elif isinstance(child, ast.ClassDef):
-                queue.append((child, prefix + child.name + ".", prefix + child.name))
-            elif _holds_statements(child):
-                queue.append((child, prefix, owner))  # defs under if/try/with belong to the same scope
+                queue.append((child.body, prefix + child.name + ".", prefix + child.name))
+            else:
+                for block in _blocks(child):  # defs under if/try/with/for belong to the same scope
+                    queue.append((block, prefix, owner))
 
 
-def _holds_statements(node: ast.AST) -> bool:
-    blocks = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
-    return isinstance(node, blocks) or type(node).__name__ in ("TryStar", "ExceptHandler", "Match", "match_case")
+def _blocks(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    blocks = [getattr(stmt, name) for name in ("body", "orelse", "finalbody") if getattr(stmt, name, None)]
+    blocks += [handler.body for handler in getattr(stmt, "handlers", ())]
+    blocks += [case.body for case in getattr(stmt, "cases", ())]
+    return [b for b in blocks if isinstance(b, list)]
 
 
 def source_lines(source: str) -> list[str]:

@@ -356,3 +356,22 @@ def test_watched_index_follows_create_change_delete_debounced(project: Path):
         assert wait_for(lambda: index.tests_for(target, "lonely") == [])
     finally:
         index.stop()
+
+
+def test_functions_under_blocks_keep_their_scope():
+    source = textwrap.dedent('''\
+        try:
+            def fast():
+                pass
+        except ImportError:
+            def fast():
+                ...
+        if True:
+            class K:
+                for _ in range(1):
+                    def m(self):
+                        pass
+        ''')
+    sites = function_sites(source)
+    assert [(s.qualname, s.in_class) for s in sites] == [("fast", None), ("fast", None), ("K.m", "K")]
+    assert find_stub_function(source, line_of(source, "def m")).qualname == "K.m"
