@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from pathlib import Path
 
 from lsprotocol import types
@@ -38,6 +39,7 @@ class AtlasLanguageServer(LanguageServer):
         self.init_problems: list[str] = []
         self.solve_lock = asyncio.Lock()
         self._indexes: dict[Path, TestIndex] = {}
+        self._indexes_lock = threading.Lock()
         self._log_handler = None
 
     # --- workspace ---
@@ -62,15 +64,18 @@ class AtlasLanguageServer(LanguageServer):
         return max(holding, key=lambda f: len(f.parts)) if holding else path.parent
 
     def test_index(self, root: Path) -> TestIndex:
-        """The test index of a workspace folder, watched when `watch_tests` is on."""
-        index = self._indexes.get(root)
-        if index is None:
-            index = TestIndex(root, debounce_s=self.settings.watch_debounce_ms / 1000)
-            index.scan()
-            if self.settings.watch_tests and not index.start_watching():
-                self.messenger.log(f"cannot watch {root} for test changes; the test index is read once", "warning")
-            self._indexes[root] = index
-        return index
+        """The test index of a workspace folder, watched when `watch_tests` is on. It reads the workspace's test
+        files the first time: call it on a worker thread."""
+        with self._indexes_lock:
+            index = self._indexes.get(root)
+            if index is None:
+                index = TestIndex(root, debounce_s=self.settings.watch_debounce_ms / 1000)
+                index.scan()
+                if self.settings.watch_tests and not index.start_watching():
+                    self.messenger.log(f"cannot watch {root} for test changes; the test index is read once",
+                                       "warning")
+                self._indexes[root] = index
+            return index
 
     # --- settings ---
 
@@ -89,6 +94,8 @@ class AtlasLanguageServer(LanguageServer):
         self.messenger.bind_loop()
         self._log_handler = install_client_logging(self.messenger, self.settings.log_level)
         await settings.reload(self)
+        for folder in self.folders():  # read the tests now, so that the first solve does not wait for it
+            asyncio.get_running_loop().run_in_executor(self.host.executor, self.test_index, folder.resolve())
         if self.settings.preload_model:
             self.host.preload()
         else:
@@ -101,9 +108,10 @@ class AtlasLanguageServer(LanguageServer):
         self.host.close()
 
     def _stop_indexes(self) -> None:
-        for index in self._indexes.values():
+        with self._indexes_lock:
+            indexes, self._indexes = list(self._indexes.values()), {}
+        for index in indexes:
             index.stop()
-        self._indexes.clear()
 
 
 def _register_lifecycle(ls: AtlasLanguageServer) -> None:

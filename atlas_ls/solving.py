@@ -250,8 +250,9 @@ async def _solve(ls: AtlasLanguageServer, record: SolveRecord, reporter: Reporte
     loop = asyncio.get_running_loop()
     root = ls.root_for(path)
     reporter.report("finding tests", 0)
+    index = await loop.run_in_executor(ls.host.executor, ls.test_index, root)
     task = await loop.run_in_executor(ls.host.executor, functools.partial(
-        build_task, root, path, record.qualname, source, index=ls.test_index(root)))
+        build_task, root, path, record.qualname, source, index=index))
     record.tests = task_tests = describe_tests(task.tests)
     ls.messenger.log(f"solving {record.qualname}: {task_tests}")
     if ls.host.state != "ready":
