@@ -63,21 +63,34 @@ def program_for(item, code: str) -> str:
     return code
 
 
+def _infrastructure_failure(verdict: Verdict) -> bool:
+    """The sandbox itself failed (its server died), which says nothing about the candidate."""
+    texts = [verdict.error, *(t.stderr_tail for t in verdict.tests)]
+    return any("sandbox server" in (text or "") for text in texts)
+
+
+def sandbox_verdict(program: str, suite: TestSuite, limits: Limits | None) -> Verdict:
+    verdict = verification.run(program, suite, limits=limits)
+    if _infrastructure_failure(verdict):  # once more: a grade must be about the candidate
+        verdict = verification.run(program, suite, limits=limits)
+    return verdict
+
+
 def grade_code(item, codes: list[str], *, limits: Limits | None = None) -> list[Grade]:
-    """Every code string graded on the item's hidden suite (all of them run: pass@k needs every verdict)."""
-    if not codes:
-        return []
+    """Every code string graded on the item's hidden suite (all of them run: pass@k needs every verdict).
+
+    One at a time: grading is not what a benchmark measures, and concurrent sandbox runs of numpy-heavy programs
+    have been seen to lose the sandbox's server; a run lost that way is retried once."""
     suite = item.grading.suite
     limits = limits or item.grading.limits
-    programs = [program_for(item, code) for code in codes]
-    unique = list(dict.fromkeys(programs))  # identical candidates are graded once
-    verdicts = verification.run_many(unique, suite, limits=limits) if len(unique) > 1 else \
-        [verification.run(unique[0], suite, limits=limits)]
-    by_program = {p: v for p, v in zip(unique, verdicts)}
+    by_program: dict[str, Verdict] = {}
     grades = []
-    for program in programs:
+    for code in codes:
+        program = program_for(item, code)
+        if program not in by_program:  # identical candidates are graded once
+            by_program[program] = sandbox_verdict(program, suite, limits)
         verdict = by_program[program]
-        grades.append(Grade(False, "not run") if verdict is None else Grade(verdict.passed, _summary(verdict)))
+        grades.append(Grade(verdict.passed, _summary(verdict)))
     return grades
 
 

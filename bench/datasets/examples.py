@@ -113,11 +113,29 @@ def doctest_examples(doc: str, entry_point: str) -> list[Example]:
         return []
     examples = []
     for item in parsed:
-        call = _literal_call(item.source.strip(), entry_point) or _wrapped_call(item.source.strip(), entry_point)
-        expected = _literal(item.want.strip())
+        source, want = item.source.strip(), item.want.strip()
+        if want in ("", "True"):  # `>>> f(x) == y`, written as a claim rather than a call and its output
+            claim = _claimed_equality(source, entry_point)
+            if claim:
+                examples.append(Example(*claim, "doctest", entry_point))
+                continue
+        call = _literal_call(source, entry_point) or _wrapped_call(source, entry_point)
+        expected = _literal(want)
         if call and expected is not None:
             examples.append(Example(call, expected, "doctest", entry_point))
     return examples
+
+
+def _claimed_equality(source: str, entry_point: str) -> tuple[str, str] | None:
+    try:
+        node = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+        return None
+    call = _literal_call(ast.unparse(node.left), entry_point)
+    expected = _literal(ast.unparse(node.comparators[0]))
+    return (call, expected) if call and expected is not None else None
 
 
 # --- prose: `f(args) <separator> value` -------------------------------------------------------------------------

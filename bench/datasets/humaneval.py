@@ -14,11 +14,11 @@ from typing import Callable, Iterable
 from bench.datasets.base import HIDDEN, BenchItem, Dataset, DatasetError, Grading, jsonl_records
 from bench.datasets.examples import Example, check_code, extract_examples
 from bench.datasets.reference import ReferenceCache
-from bench.grading import assert_suite
+from bench.grading import assert_suite, sandbox_verdict
 from engine.task import Task
 
 # Bump when extraction changes, so cached reference checks are not reused for different examples.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 
 
 def data_file() -> Path:
@@ -89,10 +89,8 @@ def _item(record: dict, examples: list[Example]) -> BenchItem:
 def sandbox_checker(program: str, entry_point: str, examples: list[Example]) -> list[bool]:
     """Which examples the reference program satisfies, run in the sandbox: all at once first, one by one only when
     that fails."""
-    from engine import verification
-
     def passes(subset: Iterable[Example]) -> bool:
-        return verification.run(program, assert_suite(check_code(list(subset)), entry_point)).passed
+        return sandbox_verdict(program, assert_suite(check_code(list(subset)), entry_point), None).passed
 
     if passes(examples):
         return [True] * len(examples)

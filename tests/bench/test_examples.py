@@ -82,3 +82,9 @@ def test_check_code_runs_the_examples_against_a_candidate():
         assert "f(3) == (9, 1)" in str(exc)
     else:
         raise AssertionError("the wrong candidate passed")
+
+
+def test_doctest_written_as_an_equality_claim():
+    prompt = 'def s(xs):\n    """Doc.\n    >>> s([3, 1]) == [1, 3]\n    >>> s([]) []\n    """\n'
+    examples = extract_examples(prompt, "s")
+    assert [(e.call, e.expected, e.source) for e in examples] == [("s([3, 1])", "[1, 3]", "doctest")]
