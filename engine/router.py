@@ -317,6 +317,7 @@ class Router:
         for b in range(self.settings.router_bins):
             for tier in TIER_ORDER:
                 alpha, beta = self.posterior(b, tier)
+                prior = sum(self.prior(b, tier))
                 rows.append({"bin": b, "tier": tier, "alpha": round(alpha, 3), "beta": round(beta, 3),
-                             "mean": round(alpha / (alpha + beta), 4)})
+                             "mean": round(alpha / (alpha + beta), 4), "outcomes": round(alpha + beta - prior)})
         return rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES: tuple[str, ...] = ("config", "lens", "sandbox")
+MODULES: tuple[str, ...] = ("config", "lens", "solve", "cache", "sandbox")
 
 BENCHES: dict[str, str] = {"sandbox": "sandbox_bench", "code-actions": "code_actions_bench"}
 

@@ -1,0 +1,601 @@
+"""The solve pipeline: the one path from a task to a verified answer, for the editor and the benchmark alike.
+
+    pattern cache (CACHE_HIT: an equivalent task's verified solution, re-tested) ->
+    route (difficulty from its signals -> tier and k) -> generate k candidates in one batch (the first candidate of a
+    solve greedy) -> self-embeddings (from the generation) -> Lens ranking (log-probability before a Lens exists) ->
+    sandbox in that order, first pass wins -> escalate to a higher tier while the budget allows ->
+    learn (Lens samples, router posteriors, pattern cache) -> SolveResult
+
+The greedy candidate goes first whenever nothing separates it from the best (no Lens yet, or a Lens confidence
+within GREEDY_TIE of the best): measured on HumanEval, greedy decoding beats a single sampled candidate. An escalated
+batch is all sampled, since a greedy candidate would only repeat the first one. Before generation the Lens's
+difficulty is unknown (it reads candidates), so the first route uses the other three signals; an escalation routes
+again among the higher tiers with the Lens's difficulty of the candidates that failed.
+
+A task without tests is ranked and answered, never verified, and teaches nothing (there is no label). A cancelled
+solve stops generation and the sandbox at their next step and returns what it has, marked `cancelled`.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import random
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from engine import prompts
+from engine.cache import PatternCache, signature_of
+from engine.config import Settings
+from engine.router import TIER_ORDER, Route, Router, Signals, TierPlan, plan_for_k, retrieval_confidence, \
+    task_complexity
+from engine.task import CandidateReport, SolveResult, Task
+from sandbox.types import Verdict
+
+log = logging.getLogger(__name__)
+
+PHASES = ("routing", "generating", "scoring", "testing", "escalating", "learning", "done")
+GREEDY_TIE = 0.05  # calibrated P(pass) within which the greedy candidate counts as tied with the best
+TASK_EMBED_PROMPT = "Task:\n"  # what a task's signature is read after, for its pattern-cache embedding
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # one of PHASES
+    done: int = 0
+    total: int = 0
+    message: str = ""
+
+
+class _Stop(Exception):
+    """The caller cancelled."""
+
+
+@dataclass
+class _Candidate:
+    code: str
+    text: str
+    tier: str
+    greedy: bool
+    mean_logprob: float
+    tokens: int
+    embedding: np.ndarray | None
+    energy: float | None = None
+    confidence: float | None = None
+    rank: int = 0
+    verdict: Verdict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is not None and self.verdict.passed
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.code.encode()).hexdigest()[:32]
+
+
+@dataclass
+class _Attempt:
+    """One tier tried within a solve."""
+
+    plan: TierPlan
+    difficulty: float
+    bin: int
+    candidates: list[_Candidate] = field(default_factory=list)
+    ranking: str = "logprob"
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return any(c.passed for c in self.candidates)
+
+
+class _Run:
+    """The state of one solve: progress reporting, cancellation, timings."""
+
+    def __init__(self, task: Task, progress: Callable[[Progress], None] | None, cancel: threading.Event | None):
+        self.task = task
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self.attempts: list[_Attempt] = []
+        self.hints: list[str] = []
+        self.route: Route | None = None
+        self.task_embedding: np.ndarray | None = None
+
+    def emit(self, phase: str, done: int = 0, total: int = 0, message: str = "") -> None:
+        if self.progress is not None:
+            try:
+                self.progress(Progress(phase, done, total, message))
+            except Exception:  # a broken progress callback must not lose the solve
+                log.exception("progress callback failed")
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise _Stop
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    @property
+    def candidates(self) -> list[_Candidate]:
+        return [c for a in self.attempts for c in a.candidates]
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class Solver:
+    """Solves tasks with one model. Thread-safe: the model is reached through its ModelWorker (one context, jobs
+    queue), the database through one lock. `clock` drives the pattern cache's retention (tests inject one)."""
+
+    def __init__(self, settings: Settings, *, worker=None, db_path: Path | None = None,
+                 clock: Callable[[], float] = time.time, report: Callable[[str], None] | None = None,
+                 rng: random.Random | None = None, learner=None) -> None:
+        from engine import paths
+        from lens.db import open_database
+
+        self.settings = settings
+        self.db_path = Path(db_path) if db_path is not None else paths.database_path()
+        self.report = report or log.warning
+        self.conn = open_database(self.db_path, report=self.report)
+        self.lock = threading.Lock()
+        self.cache = PatternCache(self.conn, settings, clock=clock, lock=self.lock)
+        self.router = Router(self.conn, settings, rng=rng or random.Random(settings.seed), clock=clock,
+                             lock=self.lock)
+        self._worker = worker
+        self._owns_worker = worker is None
+        self._learner = learner
+        self._info = None
+        self._setup_lock = threading.RLock()  # the learner needs the model info, which needs the worker
+
+    # --- the model and the Lens, on first use ---
+
+    @property
+    def worker(self):
+        with self._setup_lock:
+            if self._worker is None:
+                from engine.runtime import ModelWorker
+
+                self._worker = ModelWorker.from_settings(self.settings)  # loads on its own thread
+            return self._worker
+
+    def _call(self, fn: Callable[[Any], Any], cancel: threading.Event | None = None) -> Any:
+        """Run fn(runtime) on the model's worker thread and wait for it (a queued job is dropped if cancelled)."""
+        def guarded(runtime):
+            if cancel is not None and cancel.is_set():
+                raise _Stop
+            return fn(runtime)
+
+        from engine.runtime import Cancelled
+
+        future: Future = self.worker.submit(guarded)
+        try:
+            return future.result()
+        except Cancelled:
+            raise _Stop from None
+
+    @property
+    def info(self):
+        """The model's ModelInfo (waits for the model to load; a load failure raises its ModelError)."""
+        if self._info is None:
+            self._info = self.worker.runtime().info
+        return self._info
+
+    @property
+    def learner(self):
+        with self._setup_lock:
+            if self._learner is None:
+                from engine import paths
+                from lens import Learner
+                from lens.db import open_database
+
+                s = self.settings
+                # Its own connection: the Learner writes from a background thread, and SQLite transactions on one
+                # shared connection would interleave.
+                self._learner = Learner(open_database(self.db_path, report=self.report), paths.data_dir() / "lens",
+                                        self.info.fingerprint, self.info.n_embd,
+                                        retrain_every=s.lens_retrain_every, min_per_class=s.lens_min_per_class,
+                                        train_threads=s.lens_train_threads, report=self.report)
+            return self._learner
+
+    def warm_up(self) -> None:
+        """Load the model and the Lens now (the language server calls this at start-up, off its event loop)."""
+        self.info
+        self.learner.lens
+
+    def lens_state(self) -> str:
+        """One line for a status bar: the Lens in use, or why candidates are ranked by log-probability."""
+        if not self.settings.lens_enabled:
+            return "off (ranked by log-probability)"
+        lens = self.learner.lens
+        if lens is None:
+            counts = self.learner.store.counts(self.info.fingerprint)
+            return (f"cold start: ranked by log-probability ({counts['passed']} passing, {counts['failed']} failing "
+                    f"samples so far)")
+        auc = lens.metadata.get("auc")
+        return f"trained on {lens.metadata.get('samples', '?')} samples" + (f", held-out AUC {auc:.2f}" if auc else "")
+
+    def close(self) -> None:
+        if self._owns_worker and self._worker is not None:
+            self._worker.close()
+        self.conn.close()
+
+    # --- solving ---
+
+    def solve(self, task: Task, *, progress: Callable[[Progress], None] | None = None,
+              cancel: threading.Event | None = None, k: int | None = None, use_cache: bool = True) -> SolveResult:
+        """Solve one task. `k` fixes the number of candidates (no routing, no escalation); `use_cache=False` skips
+        the CACHE_HIT tier (similar tasks still give hints)."""
+        run = _Run(task, progress, cancel)
+        try:
+            run.emit("routing", 0, 1, "looking for an equivalent solved task")
+            if use_cache and self.settings.cache_enabled:
+                hit = self._cache_hit(run)
+                if hit is not None:
+                    return hit
+            with run.timed("route"):
+                route = self._route(run, k)
+            run.emit("routing", 1, 1, f"{route.tier}, k={route.k}, difficulty {route.difficulty:.2f}")
+            self._attempt_tiers(run, route, fixed=k is not None)
+            self._learn(run)
+            return self._result(run)
+        except _Stop:
+            return self._result(run, cancelled=True)
+        finally:
+            run.emit("done", 1, 1, f"{run.seconds:.1f} s")
+
+    # --- CACHE_HIT ---
+
+    def _cache_hit(self, run: _Run) -> SolveResult | None:
+        entry = self.cache.get(run.task.key)
+        if entry is None:
+            return None
+        tests = run.task.tests
+        if tests is None:
+            return self._cached_result(run, entry.solution, None,
+                                       "from the pattern cache: verified on an earlier request; no tests here to "
+                                       "re-run, so not verified now")
+        run.emit("testing", 0, 1, "re-running the tests on the cached solution")
+        with run.timed("test"):
+            verdict = _sandbox_run(entry.solution, tests)
+        run.check()
+        self.cache.reinforce(entry.key, verdict.passed)
+        if not verdict.passed:
+            log.info("cached solution for %s no longer passes; generating", run.task.entry_point or run.task.key)
+            return None
+        run.emit("testing", 1, 1, "the cached solution passes")
+        return self._cached_result(run, entry.solution, verdict, "from the pattern cache; its tests passed again")
+
+    def _cached_result(self, run: _Run, code: str, verdict: Verdict | None, note: str) -> SolveResult:
+        report = CandidateReport(code=code, energy=None, confidence=None, mean_logprob=0.0, rank=1, verdict=verdict)
+        return SolveResult(verified=bool(verdict and verdict.passed), code=code, tier="CACHE_HIT", k=0,
+                           difficulty=0.0, candidates=[report], ranking="none", seconds=run.seconds, note=note,
+                           timings=dict(run.timings), extra={"route": {"tier": "CACHE_HIT", "k": 0}})
+
+    # --- routing ---
+
+    def _route(self, run: _Run, k: int | None) -> Route:
+        signals = self._signals(run)
+        if k is None:
+            run.route = self.router.route(signals)
+        else:
+            route = self.router.route(signals)  # for the difficulty and its bin; the caller fixed k
+            run.route = Route(plan_for_k(self.settings, k), route.difficulty, route.bin, signals)
+        return run.route
+
+    def _signals(self, run: _Run) -> Signals:
+        task = run.task
+        similarity = None
+        if self.settings.cache_enabled and self.cache.count():
+            matches = self._similar(run)
+            similarity = matches[0].score if matches else 0.0
+            run.hints = [_hint_text(m) for m in matches if m.score >= self.settings.cache_hint_similarity]
+            run.hints = run.hints[: self.settings.cache_max_hints]
+        return Signals(cache_similarity=similarity, retrieval_confidence=retrieval_confidence(task),
+                       complexity=task_complexity(task))
+
+    def _similar(self, run: _Run) -> list:
+        """BM25 first; the task's embedding (a forward pass) only when some lexical match has one to compare."""
+        text, fp = signature_of(run.task), self.info.fingerprint
+        matches = self.cache.similar(text, exclude_key=run.task.key)
+        if any(m.entry.model_fp == fp and m.entry.embedding is not None for m in matches):
+            run.task_embedding = self._task_embedding(run)
+            matches = self.cache.similar(text, run.task_embedding, fp, exclude_key=run.task.key)
+        return matches
+
+    def _task_embedding(self, run: _Run) -> np.ndarray | None:
+        """The model's own embedding of the task's signature, for pattern-cache similarity."""
+        text = signature_of(run.task)
+        try:
+            with run.timed("embed"):
+                vectors = self._call(lambda rt: rt.embed(TASK_EMBED_PROMPT, [text]), run.cancel)
+            return np.asarray(vectors[0], dtype=np.float32)
+        except _Stop:
+            raise
+        except Exception as exc:  # similarity falls back to BM25 alone
+            log.warning("could not embed the task for the pattern cache: %s", exc)
+            return None
+
+    # --- generate, rank, test, escalate ---
+
+    def _attempt_tiers(self, run: _Run, route: Route, *, fixed: bool) -> None:
+        plan, d, b = route.plan, route.difficulty, route.bin
+        while True:
+            attempt = _Attempt(plan, d, b)
+            run.attempts.append(attempt)
+            self._generate(run, attempt)
+            self._rank(run, attempt)
+            if not run.task.tests or self._test(run, attempt) or fixed:
+                return
+            tokens = sum(c.tokens for c in run.candidates)
+            following = self._escalation(run, attempt, tokens)
+            if following is None:
+                return
+            plan, d, b = following
+            run.emit("escalating", len(run.attempts), len(run.attempts) + 1,
+                     f"no candidate passed at {attempt.plan.tier}; trying {plan.tier} (k={plan.k})")
+
+    def _escalation(self, run: _Run, failed: _Attempt, tokens_used: int) -> tuple[TierPlan, float, int] | None:
+        """The next tier: re-route among the tiers above with the Lens's view of the failures added."""
+        following = self.router.next_plan(failed.plan, len(run.attempts) - 1, tokens_used)
+        if following is None:
+            return None
+        X = _embeddings(failed.candidates)
+        lens_difficulty = self._lens_difficulty(X)
+        signals = dataclasses.replace(run.route.signals, lens_difficulty=lens_difficulty)
+        again = self.router.route(signals)
+        if TIER_ORDER.index(again.tier) > TIER_ORDER.index(following.tier):
+            budget = self.settings.escalation_token_budget - tokens_used
+            if again.plan.token_budget <= budget:
+                following = again.plan
+        return following, again.difficulty, again.bin
+
+    def _lens_difficulty(self, X: np.ndarray | None) -> float | None:
+        if X is None:
+            return None
+        try:
+            return self.learner.difficulty(X)
+        except Exception as exc:
+            log.warning("Lens difficulty unavailable: %s", exc)
+            return None
+
+    def _generate(self, run: _Run, attempt: _Attempt) -> None:
+        from engine.runtime import Sampling
+
+        task, plan = run.task, attempt.plan
+        greedy_first = not run.candidates  # one greedy candidate per solve: later batches would only repeat it
+        offset = len(run.candidates)
+        samplings = [Sampling(temperature=0.0, seed=self._seed(task, 0))] if greedy_first else []
+        samplings += [Sampling(temperature=plan.temperature, top_p=self.settings.top_p,
+                               seed=self._seed(task, offset + i + 1)) for i in range(plan.k - len(samplings))]
+        messages = prompts.build_messages(task, run.hints)
+        k = len(samplings)
+        run.emit("generating", 0, plan.max_tokens, f"{plan.tier}: {k} candidate{'s' * (k != 1)}")
+
+        def job(rt):
+            prompt = rt.format_chat(messages) + prompts.assistant_prefill(task)
+            return rt.generate(prompt, samplings, max_tokens=plan.max_tokens, stop=prompts.stop_sequences(task),
+                               cancel=run.cancel, on_step=_on_step(run, k), embed=True)
+
+        with run.timed("generate"):
+            generations = self._call(job, run.cancel)
+        run.check()
+        for g in generations:
+            attempt.candidates.append(_Candidate(
+                code=prompts.extract(g.text, task), text=g.text, tier=plan.tier, greedy=g.sampling.temperature == 0,
+                mean_logprob=float(g.mean_logprob), tokens=len(g.token_ids),
+                embedding=None if g.embedding is None else np.asarray(g.embedding, dtype=np.float32)))
+        steps = max((c.tokens for c in attempt.candidates), default=0)
+        run.emit("generating", steps, steps, f"{k} generated")
+
+    def _seed(self, task: Task, index: int) -> int:
+        """Fixed per (setting seed, task, candidate index): the same request gives the same candidates."""
+        digest = hashlib.sha256(f"{self.settings.seed}:{task.key}:{index}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+    def _rank(self, run: _Run, attempt: _Attempt) -> None:
+        run.emit("scoring", 0, 1, "ranking the candidates")
+        candidates = attempt.candidates
+        X = _embeddings(candidates)
+        with run.timed("score"):
+            order, energies, confidences = self._ranking(attempt, X)
+        for i, c in enumerate(candidates):
+            c.energy = None if energies is None else float(energies[i])
+            c.confidence = None if confidences is None else float(confidences[i])
+        order = _greedy_preferred(order, candidates)
+        first = len(run.candidates) - len(candidates)
+        attempt.candidates = [candidates[i] for i in order]
+        for position, c in enumerate(attempt.candidates):
+            c.rank = first + position + 1
+        run.emit("scoring", 1, 1, attempt.ranking)
+
+    def _ranking(self, attempt: _Attempt, X: np.ndarray | None) -> tuple[list[int], Any, Any]:
+        """(order, energies, confidences) from the Lens; by mean log-probability when it is off or fails."""
+        candidates = attempt.candidates
+        by_logprob = sorted(range(len(candidates)), key=lambda i: -candidates[i].mean_logprob)
+        if not self.settings.lens_enabled:
+            attempt.ranking, attempt.note = "logprob", "the Lens is off (lens_enabled = false); ranked by log-probability"
+            return by_logprob, None, None
+        try:
+            ranking = self.learner.rank(X, [c.mean_logprob for c in candidates])
+        except Exception as exc:  # the Lens failing must not lose the solve
+            log.warning("Lens ranking failed (%s); ranking by log-probability", exc)
+            attempt.ranking, attempt.note = "logprob", f"Lens unavailable ({exc}); ranked by log-probability"
+            return by_logprob, None, None
+        attempt.ranking, attempt.note = ranking.method, ranking.note
+        return ranking.order, ranking.energies, ranking.confidences
+
+    def _test(self, run: _Run, attempt: _Attempt) -> bool:
+        """Run the candidates in rank order, equal code once, until one passes. True when one did."""
+        unique: dict[str, list[_Candidate]] = {}
+        for c in attempt.candidates:
+            unique.setdefault(_canonical(c.code), []).append(c)
+        groups = list(unique.values())
+        codes = [group[0].code for group in groups]
+        run.emit("testing", 0, len(codes), f"{len(codes)} distinct candidate{'s' * (len(codes) != 1)}")
+        counter = {"done": 0}
+
+        def on_result(index: int, verdict: Verdict) -> None:
+            counter["done"] += 1
+            status = "passed" if verdict.passed else f"{verdict.passed_count}/{verdict.total} tests"
+            run.emit("testing", counter["done"], len(codes), f"rank {groups[index][0].rank}: {status}")
+
+        with run.timed("test"):
+            verdicts = _sandbox_ranked(codes, run.task.tests, run.cancel, on_result)
+        for group, verdict in zip(groups, verdicts):
+            for c in group:
+                c.verdict = verdict
+        run.check()
+        return attempt.passed
+
+    # --- learning ---
+
+    def _learn(self, run: _Run) -> None:
+        if run.task.tests is None or not run.candidates:
+            return  # nothing was judged: no labels to learn from
+        run.emit("learning", 0, 3, "Lens samples")
+        with run.timed("learn"):
+            judged = [c for c in run.candidates if c.verdict is not None and c.embedding is not None]
+            if judged:
+                try:
+                    self.learner.record(run.task.key, [(c.digest, c.embedding, c.passed, c.mean_logprob)
+                                                       for c in judged], source=run.task.source)
+                except Exception as exc:
+                    log.warning("could not store Lens samples: %s", exc)
+            run.emit("learning", 1, 3, "router posteriors")
+            for attempt in run.attempts:
+                self.router.record(attempt.bin, attempt.plan.tier, attempt.passed)
+            run.emit("learning", 2, 3, "pattern cache")
+            winner = _winner(run)
+            if winner is not None and winner.passed and self.settings.cache_enabled:
+                if run.task_embedding is None:
+                    run.task_embedding = self._task_embedding(run)
+                self.cache.insert(run.task, winner.code, embedding=run.task_embedding,
+                                  model_fp=self.info.fingerprint)
+        run.emit("learning", 3, 3, "done")
+
+    # --- the result ---
+
+    def _result(self, run: _Run, *, cancelled: bool = False) -> SolveResult:
+        winner = _winner(run)
+        route = run.route
+        last = run.attempts[-1] if run.attempts else None
+        verified = bool(winner and winner.passed and run.task.tests)
+        return SolveResult(
+            verified=verified, code=winner.code if winner else None,
+            tier=last.plan.tier if last else (route.tier if route else "FAST"), k=len(run.candidates),
+            difficulty=route.difficulty if route else 0.5,
+            candidates=[_report(c) for c in run.candidates], ranking=last.ranking if last else "none",
+            seconds=run.seconds, tokens=sum(c.tokens for c in run.candidates),
+            note=_note(run, verified, cancelled), timings={k: round(v, 4) for k, v in run.timings.items()},
+            extra={"route": route.as_dict() if route else None, "hints": run.hints,
+                   "tiers": [{"tier": a.plan.tier, "k": len(a.candidates), "passed": a.passed,
+                              "difficulty": round(a.difficulty, 4), "ranking": a.ranking} for a in run.attempts]},
+            cancelled=cancelled)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------------
+
+
+def _on_step(run: _Run, k: int) -> Callable[[int, int], None]:
+    """Runtime steps (one token of every live candidate) as "generating step/budget" progress: the phase's total is
+    its token budget, since the runtime reports decode steps, not finished candidates."""
+    def step(done: int, budget: int) -> None:
+        run.emit("generating", done, budget, f"{k} candidate{'s' * (k != 1)}: token {done} of at most {budget}")
+    return step
+
+
+def _embeddings(candidates: list[_Candidate]) -> np.ndarray | None:
+    if not candidates or any(c.embedding is None for c in candidates):
+        return None
+    return np.stack([c.embedding for c in candidates])
+
+
+def _greedy_preferred(order: list[int], candidates: list[_Candidate]) -> list[int]:
+    """Move the greedy candidate first when nothing separates it from the best: no Lens confidence at all (the
+    log-probability order is a weak signal), or a confidence within GREEDY_TIE of the best."""
+    greedy = [i for i in order if candidates[i].greedy]
+    if not greedy or order[0] == greedy[0]:
+        return list(order)
+    g, best = candidates[greedy[0]], candidates[order[0]]
+    if g.confidence is None or best.confidence is None or best.confidence - g.confidence <= GREEDY_TIE:
+        return [greedy[0]] + [i for i in order if i != greedy[0]]
+    return list(order)
+
+
+def _canonical(code: str) -> str:
+    """Code that differs only in formatting or comments is the same candidate."""
+    try:
+        return ast.dump(ast.parse(code))
+    except SyntaxError:
+        return code.strip()
+
+
+def _winner(run: _Run) -> _Candidate | None:
+    """The first candidate that passed; else the one that passed most tests (ties: best rank); without tests, the
+    best-ranked."""
+    candidates = run.candidates
+    if not candidates:
+        return None
+    passed = [c for c in candidates if c.passed]
+    if passed:
+        return min(passed, key=lambda c: c.rank)
+    return min(candidates, key=lambda c: (-(c.verdict.passed_count if c.verdict else 0), c.rank))
+
+
+def _report(c: _Candidate) -> CandidateReport:
+    return CandidateReport(code=c.code, energy=c.energy, confidence=c.confidence, mean_logprob=c.mean_logprob,
+                           rank=c.rank, verdict=c.verdict, greedy=c.greedy, tokens=c.tokens)
+
+
+def _note(run: _Run, verified: bool, cancelled: bool) -> str:
+    parts = []
+    if cancelled:
+        parts.append("cancelled")
+    ranking = run.attempts[-1].ranking if run.attempts else None
+    if run.task.tests is None:
+        parts.append("no tests: ranked by the Lens alone, not verified" if ranking == "lens"
+                     else "no tests and no Lens yet: ranked by log-probability alone, not verified")
+    elif run.attempts and not verified and not cancelled:
+        parts.append("no candidate passed the tests")
+    if run.attempts and run.attempts[-1].ranking == "logprob" and run.attempts[-1].note:
+        parts.append(run.attempts[-1].note)
+    return "; ".join(parts)
+
+
+def _hint_text(match) -> str:
+    entry = match.entry
+    doc = entry.signature.split('"""')[1].strip() if '"""' in entry.signature else ""
+    first_sentence = doc.split(". ")[0][:120]
+    about = f" ({first_sentence})" if first_sentence else ""
+    return f"`{entry.entry_point or 'a similar task'}`{about}: solved with {entry.hint}"
+
+
+def _sandbox_run(code: str, suite) -> Verdict:
+    import sandbox
+
+    return sandbox.run(code, suite)
+
+
+def _sandbox_ranked(codes: list[str], suite, cancel: threading.Event,
+                    on_result: Callable[[int, Verdict], None]) -> list[Verdict | None]:
+    import sandbox
+
+    return sandbox.run_ranked(codes, suite, stop_at_first_pass=True, cancel=cancel, on_result=on_result)

@@ -1,0 +1,265 @@
+"""The solve pipeline. Unit tests drive it with a scripted model (a fake Runtime behind a synchronous worker) and the
+real sandbox, Lens learner and SQLite file; the end-to-end tests at the bottom use the real default model."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from engine import prompts
+from engine.config import Settings
+from engine.pipeline import Progress, Solver
+from engine.runtime import Cancelled, Generation, Sampling
+from engine.task import Task
+from sandbox.types import TestSuite
+
+ADD_PROMPT = 'def add(a, b):\n    """Return the sum of a and b."""\n'
+ADD_TESTS = TestSuite(kind="assert", entry="add", assert_code="assert add(2, 3) == 5\nassert add(-1, 1) == 0\n")
+RIGHT = "def add(a, b):\n    return a + b\n```"
+WRONG = "def add(a, b):\n    return a - b\n```"
+ALSO_WRONG = "def add(a, b):\n    return a * b\n```"
+
+
+def add_task(**changes) -> Task:
+    return dataclasses.replace(Task(prompt=ADD_PROMPT, entry_point="add", tests=ADD_TESTS), **changes)
+
+
+def _vector(text: str, n: int = 8) -> np.ndarray:
+    digest = hashlib.sha256(text.encode()).digest()
+    return np.frombuffer(digest[: 4 * n], dtype=np.uint32).astype(np.float32) / 2**32
+
+
+class ScriptedRuntime:
+    """Answers each sampling with `reply(sampling)`; greedy is the most probable by mean log-probability."""
+
+    def __init__(self, reply: Callable[[Sampling], str]):
+        self.reply = reply
+        self.info = SimpleNamespace(fingerprint="scripted-model", n_embd=8, name="scripted")
+        self.calls: list[dict] = []
+        self.pause: threading.Event | None = None  # set by a test to hold generation mid-way
+
+    def format_chat(self, messages: list[dict]) -> str:
+        return "\n".join(f"<{m['role']}>{m['content']}" for m in messages) + "\n<assistant>"
+
+    def generate(self, prompt, samplings, *, max_tokens, stop=(), cancel=None, on_step=None, embed=True):
+        self.calls.append({"prompt": prompt, "samplings": list(samplings), "max_tokens": max_tokens})
+        for step in range(1, 4):
+            if self.pause is not None:
+                self.pause.wait(5)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled([])
+            if on_step:
+                on_step(step, max_tokens)
+        out = []
+        for s in samplings:
+            text = self.reply(s)
+            lp = -0.1 if s.temperature == 0 else -0.5
+            out.append(Generation(text=text, token_ids=list(range(len(text) // 4)), logprobs=[lp] * 5,
+                                  finish_reason="stop", sampling=s, embedding=_vector(text) if embed else None))
+        return out
+
+    def embed(self, prompt, completions):
+        return np.stack([_vector(c) for c in completions])
+
+
+class SyncWorker:
+    def __init__(self, runtime):
+        self._runtime = runtime
+
+    def submit(self, fn):
+        future: Future = Future()
+        try:
+            future.set_result(fn(self._runtime))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def runtime(self, timeout=None):
+        return self._runtime
+
+    def close(self):
+        pass
+
+
+def make_solver(tmp_path: Path, reply, **settings) -> tuple[Solver, ScriptedRuntime]:
+    runtime = ScriptedRuntime(reply)
+    solver = Solver(Settings(**settings), worker=SyncWorker(runtime), db_path=tmp_path / "atlas.sqlite3",
+                    rng=random.Random(3))
+    return solver, runtime
+
+
+def always(text: str):
+    return lambda s: text
+
+
+def greedy_wrong_one_sample_right(s: Sampling) -> str:
+    if s.temperature == 0:
+        return WRONG
+    return RIGHT if s.seed % 3 == 0 else ALSO_WRONG
+
+
+FAST_FIRST = {"router_cost_weight": 10.0}  # compute priced so high that routing always starts at FAST
+
+
+def test_easy_task_is_verified_with_the_greedy_candidate_first(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, always(RIGHT))
+    result = solver.solve(add_task(), k=3)
+    assert result.verified and result.code.strip() == "def add(a, b):\n    return a + b"
+    assert result.k == 3 and result.tier == "STANDARD" and result.ranking == "logprob"
+    first = result.candidates[0]
+    assert first.rank == 1 and first.greedy and first.passed
+    # Equal code runs once; every copy shows the verdict.
+    assert all(c.passed for c in result.candidates)
+    samplings = runtime.calls[0]["samplings"]
+    assert samplings[0].temperature == 0 and all(s.temperature > 0 for s in samplings[1:])
+    assert len({s.seed for s in samplings}) == 3
+
+
+def test_sandbox_stops_at_the_first_passing_candidate(tmp_path: Path):
+    solver, _ = make_solver(tmp_path, greedy_wrong_one_sample_right)
+    result = solver.solve(add_task(), k=6)
+    assert result.verified
+    ranks = {c.rank: c for c in result.candidates}
+    winner = next(c for c in result.candidates if c.passed)
+    assert result.code == winner.code
+    assert all(c.verdict is None for c in result.candidates if c.rank > winner.rank and c.code != winner.code
+               and c.code not in {ranks[r].code for r in range(1, winner.rank)})
+    assert ranks[1].greedy and not ranks[1].passed  # greedy was tried first and failed
+
+
+def test_escalation_when_the_first_tier_fails(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, greedy_wrong_one_sample_right, tier_k=(1, 4, 8), **FAST_FIRST)
+    result = solver.solve(add_task())
+    tiers = result.extra["tiers"]
+    assert [t["tier"] for t in tiers][:2] == ["FAST", "STANDARD"]
+    assert tiers[0] == {**tiers[0], "k": 1, "passed": False}
+    assert result.verified and result.tier == tiers[-1]["tier"]
+    # The escalated batch is all sampled: a greedy candidate would only repeat the first one.
+    assert all(s.temperature > 0 for s in runtime.calls[1]["samplings"])
+    assert result.k == sum(t["k"] for t in tiers)
+    # Both outcomes reached the router's posteriors.
+    outcomes = dict(((row[0], row[1]), row[2:]) for row in solver.conn.execute(
+        "SELECT bin, tier, successes, failures FROM router_posteriors"))
+    assert sum(f for (_, tier), (s, f) in outcomes.items() if tier == "FAST") == 1
+    assert sum(s for (_, tier), (s, f) in outcomes.items() if tier == tiers[-1]["tier"]) == 1
+
+
+def test_escalation_stops_at_the_budget(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, always(WRONG), tier_k=(1, 4, 8), max_escalations=1, **FAST_FIRST)
+    result = solver.solve(add_task())
+    assert [t["tier"] for t in result.extra["tiers"]] == ["FAST", "STANDARD"]
+    assert not result.verified and "no candidate passed" in result.note
+    assert result.code is not None  # the best failure is still shown, never claimed verified
+    solver2, _ = make_solver(tmp_path / "b", always(WRONG), tier_k=(1, 4, 8), escalation_token_budget=100,
+                             **FAST_FIRST)
+    assert [t["tier"] for t in solver2.solve(add_task()).extra["tiers"]] == ["FAST"]
+
+
+def test_second_identical_request_is_a_cache_hit(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, always(RIGHT))
+    first = solver.solve(add_task(), k=2)
+    assert first.verified and first.tier != "CACHE_HIT"
+    calls = len(runtime.calls)
+    second = solver.solve(add_task(prompt="def add(a, b):\n        \"\"\"Return the sum of a and b.\"\"\"\n"))
+    assert (second.tier, second.k, second.verified) == ("CACHE_HIT", 0, True)
+    assert second.code == first.code and len(runtime.calls) == calls  # no generation at all
+    assert solver.cache.get(add_task().key).successes == 1
+
+
+def test_a_cached_solution_that_fails_its_tests_now_is_not_returned(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, always(RIGHT))
+    solver.cache.insert(add_task(), "def add(a, b):\n    return 0\n")
+    result = solver.solve(add_task(), k=1)
+    assert result.tier != "CACHE_HIT" and result.verified and len(runtime.calls) == 1
+    assert solver.cache.get(add_task().key).solution.strip().endswith("return a + b")
+
+
+def test_no_tests_means_ranked_but_never_verified(tmp_path: Path):
+    solver, _ = make_solver(tmp_path, always(RIGHT))
+    result = solver.solve(add_task(tests=None), k=2)
+    assert not result.verified and result.code and "no tests" in result.note
+    assert all(c.verdict is None for c in result.candidates)
+    assert solver.cache.count() == 0  # nothing verified, nothing cached
+
+
+def test_similar_solved_task_lends_a_hint_to_the_prompt(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, always(RIGHT))
+    solver.cache.insert(Task(prompt='def add3(a, b, c):\n    """Return the sum of a, b and c."""\n',
+                             entry_point="add3"), "def add3(a, b, c):\n    return sum((a, b, c))\n",
+                        embedding=_vector("x"), model_fp="scripted-model")
+    result = solver.solve(add_task(), k=1)
+    assert result.extra["hints"] and "add3" in result.extra["hints"][0]
+    assert "add3" in runtime.calls[0]["prompt"]
+    assert result.extra["route"]["signals"]["cache_similarity"] > 0
+
+
+def test_progress_phases_in_order(tmp_path: Path):
+    solver, _ = make_solver(tmp_path, always(RIGHT))
+    seen: list[Progress] = []
+    solver.solve(add_task(), k=2, progress=seen.append)
+    phases = [p.phase for p in seen]
+    order = ["routing", "generating", "scoring", "testing", "learning", "done"]
+    assert [p for p in dict.fromkeys(phases)] == order
+    assert any(p.phase == "generating" and 0 < p.done < p.total for p in seen)  # per decode step
+
+
+def test_cancel_during_generation_stops_before_the_sandbox(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, always(RIGHT))
+    cancel = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.phase == "generating" and p.done == 1:
+            cancel.set()
+
+    result = solver.solve(add_task(), k=2, cancel=cancel, progress=progress)
+    assert result.cancelled and not result.verified
+    assert "cancelled" in result.note and all(c.verdict is None for c in result.candidates)
+    assert solver.conn.execute("SELECT count(*) FROM router_posteriors").fetchone()[0] == 0  # nothing learnt
+
+
+def test_corrupt_database_is_kept_aside_with_a_message(tmp_path: Path):
+    path = tmp_path / "atlas.sqlite3"
+    path.write_bytes(b"\x00garbage" * 500)
+    messages: list[str] = []
+    solver = Solver(Settings(), worker=SyncWorker(ScriptedRuntime(always(RIGHT))), db_path=path,
+                    report=messages.append)
+    assert solver.solve(add_task(), k=1).verified
+    assert len(messages) == 1 and "kept as" in messages[0]
+    assert len(list(tmp_path.glob("atlas.sqlite3.corrupt-*"))) == 1
+
+
+def test_extraction_keeps_the_solution_and_drops_the_demonstration():
+    task = add_task()
+    assert prompts.assistant_prefill(task) == "```python\n" + ADD_PROMPT  # the model writes the body
+    reply = ("    return a + b\n\nresult = add(1, 2)\nprint(add(1, 2))\n"
+             "if __name__ == '__main__':\n    print(1)\n```\nThis adds.")
+    assert prompts.extract(reply, task) == ADD_PROMPT + "    return a + b\n"
+    # A reply that starts the function over: imports kept, the last definition wins.
+    again = "import math\n\ndef add(a, b):\n    return a + b\n```"
+    assert prompts.extract(again, task) == "import math\n\ndef add(a, b):\n    return a + b\n"
+    # A reply cut off by the token budget is trimmed back to what parses.
+    cut = "    return a + b\n\ndef helper(x):\n    return (x +\n"
+    assert prompts.extract(cut, task) == ADD_PROMPT + "    return a + b\n"
+    # Without a prefilled header (a prompt that is not a def), a body alone gets nothing to wrap and stays as is.
+    loose = Task(prompt="Write add(a, b) returning the sum.", entry_point="add")
+    assert prompts.extract("def add(a, b):\n    return a + b\n", loose) == "def add(a, b):\n    return a + b\n"
+    program = Task(prompt="Read n, print 2n.", kind="program")
+    assert prompts.extract("n = int(input())\nprint(2 * n)\n```", program) == "n = int(input())\nprint(2 * n)\n"
+    assert prompts.extract("The answer is (c).", Task(prompt="Q?", kind="choice")) == "C"
+
+
+def test_prompt_asks_for_the_complete_function_with_its_context():
+    task = add_task(context=("import math",))
+    text = prompts.user_message(task, ["`add3`: solved with a comprehension"])
+    assert "complete function" in text and ADD_PROMPT.strip() in text and "import math" in text
+    assert "add3" in text
+    assert "standard input" in prompts.user_message(Task(prompt="Read n.", kind="program"))
