@@ -110,26 +110,42 @@ def map_ids(pid: str, inside: int, outside_uid: int, outside_gid: int) -> None:
     write_file(f"/proc/{pid}/gid_map", f"{inside} {outside_gid} 1")
 
 
-def drop_capabilities() -> None:
-    """No capabilities, none to regain: lock securebits, empty the bounding set, clear ambient, set no_new_privs."""
-    prctl(PR_SET_SECUREBITS, SECURE_ALL_BITS_LOCKED)
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _last_capability() -> int:
     try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            return int(fh.read())
     except (OSError, ValueError):
-        last = 40
-    for cap in range(last + 1):
-        prctl(PR_CAPBSET_DROP, cap)
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        return 40
 
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
+def _has_capabilities() -> bool:
+    try:
+        with open("/proc/self/status") as fh:
+            return any(line.startswith("CapEff:") and int(line.split()[1], 16) != 0 for line in fh)
+    except (OSError, ValueError):
+        return True
 
-    header, data = Header(0x20080522, 0), (Data * 2)()
-    _libc.capset(ctypes.byref(header), ctypes.byref(data))
+
+LAST_CAPABILITY = _last_capability()
+
+
+def drop_capabilities(held: bool = True) -> None:
+    """No capabilities, none to regain: lock securebits, empty the bounding set, clear ambient, set no_new_privs.
+    (`held` False: there is nothing to drop, only no_new_privs to set.)"""
+    if held:
+        prctl(PR_SET_SECUREBITS, SECURE_ALL_BITS_LOCKED)
+        for cap in range(LAST_CAPABILITY + 1):
+            prctl(PR_CAPBSET_DROP, cap)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), ctypes.byref((_CapData * 2)()))
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
@@ -249,8 +265,22 @@ def compile_candidate(code: str, filename: str = "<candidate>"):
     return compile(code, filename, "exec")
 
 
-def fresh_globals(name: str) -> dict:
-    return {"__name__": name, "__builtins__": builtins, "__doc__": None}
+def preamble_builtins() -> dict:
+    """Builtins plus the names LiveCodeBench's preamble imports, built once in F. Candidates see the preamble's
+    names as builtins rather than as globals: copying them into each test's globals would touch (and so copy, after
+    the fork) hundreds of pages of F's memory per test."""
+    names: dict = {}
+    exec(LCB_PREAMBLE.replace("sys.setrecursionlimit(50000)\n", ""), names)
+    return {**builtins.__dict__, **{k: v for k, v in names.items() if k != "__builtins__"}}
+
+
+PREAMBLE_BUILTINS = preamble_builtins()
+
+
+def fresh_globals(name: str, preamble: bool = False) -> dict:
+    if preamble:
+        sys.setrecursionlimit(50000)  # the preamble's one side effect
+    return {"__name__": name, "__builtins__": PREAMBLE_BUILTINS if preamble else builtins, "__doc__": None}
 
 
 def finish(code: int = 0) -> None:
@@ -265,8 +295,7 @@ def finish(code: int = 0) -> None:
 def harness_stdin(req: dict) -> None:
     """A program reading stdin: run as __main__ after LiveCodeBench's preamble; exits (any code) end it normally,
     as LiveCodeBench's grader swallows SystemExit."""
-    namespace = fresh_globals("__main__")
-    exec(LCB_PREAMBLE, namespace)
+    namespace = fresh_globals("__main__", preamble=True)
     try:
         exec(compile_candidate(req["code"]), namespace)
     except SystemExit:
@@ -290,8 +319,7 @@ def find_entry(namespace: dict, entry: str):
 
 def harness_functional(req: dict) -> None:
     """Call the entry point with the test's arguments and send its return value, as plain data, to the parent."""
-    namespace = fresh_globals("solution")
-    exec(LCB_PREAMBLE, namespace)
+    namespace = fresh_globals("solution", preamble=True)
     try:
         exec(compile_candidate(req["code"]), namespace)
         function = find_entry(namespace, req["entry"])
@@ -465,7 +493,7 @@ def run_test(req: dict, features: dict, fds: dict) -> None:
         os.environ.update(req["env"])
         tempfile.tempdir = None  # F may have cached its own; the test's TMPDIR applies
         set_limits(req["limits"], cap_pids=features.get("nproc", False))
-        drop_capabilities()
+        drop_capabilities(features.get("caps", True))
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(number, signal.SIG_DFL if number != signal.SIGXFSZ else signal.SIG_IGN)
         harness = HARNESSES[req["kind"]]
@@ -624,6 +652,8 @@ class ForkServer:
         self.outer_uid = outer_uid
         self.features: dict = {"uid": os.getuid(), "gid": os.getgid()}
         self.pytest_ready = False
+        self.queue: collections.deque = collections.deque()  # tests sent ahead by the parent
+        self.cancelled: set = set()
 
     # set-up -------------------------------------------------------------------------------------------------------
     def enter_level(self) -> None:
@@ -633,6 +663,7 @@ class ForkServer:
             map_ids("self", 0, uid, gid)
             self.features.update(uid=0, gid=0)
         self.features["nproc"] = self.outer_uid != 0  # RLIMIT_NPROC never binds a process that is root outside
+        self.features["caps"] = _has_capabilities()
 
     def probe(self) -> None:
         """Find which per-test namespaces work here (the parent reports them and the tests rely on them)."""
@@ -740,6 +771,7 @@ class ForkServer:
                     os._exit(0)
                 if message.get("op") == "cancel" and message.get("id") == req_id:
                     return "cancelled"
+                self.take(message)  # the next test (the parent keeps one queued), or a cancel for a queued one
             if status_fd in ready:
                 return None
             if time.monotonic() >= next_watch:
@@ -749,13 +781,27 @@ class ForkServer:
                 if len(descendants(os.getpid())) > max_processes:
                     return "processes"
 
+    def take(self, message: dict) -> None:
+        """Queue a test that arrived while another ran, or note a cancel for one not running."""
+        if message.get("op") == "run":
+            self.queue.append(message)
+        elif message.get("op") == "cancel":
+            if len(self.cancelled) > 10_000:  # cancels of tests long finished
+                self.cancelled.clear()
+            self.cancelled.add(message.get("id"))
+
     def serve(self, once: bool) -> None:
         while True:
-            req = read_message(0)
+            req = self.queue.popleft() if self.queue else read_message(0)
             if req is None:
                 return
             if req.get("op") != "run":
-                continue  # a cancel that arrived after its test ended
+                self.take(req)
+                continue
+            if req.get("id") in self.cancelled:
+                self.cancelled.discard(req.get("id"))
+                write_message(1, {"id": req.get("id"), "reason": "cancelled"})
+                continue
             write_message(1, self.run(req))
             if once:
                 return
@@ -772,7 +818,10 @@ def main(argv: list[str]) -> int:
                         int(args.get("--outer-gid", os.getgid())))
     try:
         server.enter_level()
-        server.probe()
+        if "--features" in args:  # already probed by an earlier server of this level (a one-test server)
+            server.features.update(json.loads(args["--features"]))
+        else:
+            server.probe()
     except OSError as exc:
         write_message(1, {"ready": False, "error": str(exc)})
         return 1

@@ -253,7 +253,7 @@ class Lease:
     def __init__(self, level: str):
         self.pool = pool(level)
         self.server = None
-        self.request_id = None
+        self.outstanding: set = set()  # ids of tests sent and not yet answered
         self._lock = threading.Lock()
 
     def get(self):
@@ -263,8 +263,10 @@ class Lease:
 
     def cancel(self) -> None:
         with self._lock:
-            if self.server is not None and self.request_id is not None:
-                self.server.cancel(self.request_id)
+            server, ids = self.server, list(self.outstanding)
+        for request_id in ids:
+            if server is not None:
+                server.cancel(request_id)
 
     def release(self) -> None:
         if self.server is not None:
@@ -283,7 +285,7 @@ class FreshLease(Lease):
     def get(self):
         if self.server is not None:
             self.server.close()
-        self.server = start_server(self.level, once=True)
+        self.server = start_server(self.level, once=True, features=levels.probe(self.level).features)
         return self.server
 
     def release(self) -> None:
@@ -292,15 +294,26 @@ class FreshLease(Lease):
             self.server = None
 
 
-def execute(lease: Lease, job: Job, limits: Limits) -> list[TestResult]:
-    server = lease.get()
+@dataclass
+class Sent:
+    """A test sent to a server and not yet answered, with the folder it runs in."""
+
+    job: Job
+    request: dict
+    folder: Path
+    server: object
+    started: float
+
+
+def prepare(server, job: Job, limits: Limits) -> tuple[dict, Path]:
+    """The test's folder under the server's scratch directory (home = its cwd, tmp, io = its stdin, stdout,
+    stderr and results) and the request naming them."""
     folder = Path(tempfile.mkdtemp(prefix="t-", dir=server.base))
-    home, tmp, io = folder / "home", folder / "tmp", folder / "io"  # io: the test's stdout, stderr and results
+    home, tmp, io = folder / "home", folder / "tmp", folder / "io"
     for each in (home, tmp, io):
         each.mkdir()
     request = {"op": "run", "id": next(_request_ids), **job.request, "dir": str(home), "io_dir": str(io),
                "env": child_env(home, tmp), "limits": dataclasses.asdict(limits)}
-    started = time.monotonic()
     try:
         if job.stdin is not None:
             (io / "stdin").write_text(job.stdin, encoding="utf-8")
@@ -311,23 +324,56 @@ def execute(lease: Lease, job: Job, limits: Limits) -> list[TestResult]:
             pytest_kind.copy_workspace(workspace, copy)
             (copy / target_file).write_text(source, encoding="utf-8")
             request.update(dir=str(copy), root=str(copy), readonly=[str(copy)])
-        with lease._lock:
-            lease.request_id = request["id"]
-        try:
-            response = server.run(request, limits.timeout_s)
-        except ServerDied as exc:
-            lease.server = None
-            gone = {"seconds": time.monotonic() - started, "stderr": str(exc)}
-            return [result(job.name, ("crash", "the sandbox server died (killed by the candidate?)"), gone)]
-        finally:
-            with lease._lock:
-                lease.request_id = None
-    finally:
+    except BaseException:
         remove_tree(folder)
+        raise
+    return request, folder
+
+
+def send(lease: Lease, job: Job, limits: Limits) -> Sent:
+    server = lease.get()
+    request, folder = prepare(server, job, limits)
+    with lease._lock:
+        lease.outstanding.add(request["id"])
+    sent = Sent(job, request, folder, server, time.monotonic())
+    try:
+        server.send(request)
+    except ServerDied:
+        pass  # receive() reports it
+    return sent
+
+
+def receive(lease: Lease, sent: Sent, limits: Limits) -> list[TestResult]:
+    """Wait for one sent test and grade it. Raises Cancelled when it was cancelled."""
+    try:
+        response = sent.server.receive(sent.request["id"], limits.timeout_s)
+    except ServerDied as exc:
+        if lease.server is sent.server:
+            lease.server = None
+        gone = {"seconds": time.monotonic() - sent.started, "stderr": str(exc)}
+        return [result(sent.job.name, ("crash", "the sandbox server died (killed by the candidate?)"), gone)]
+    finally:
+        with lease._lock:
+            lease.outstanding.discard(sent.request["id"])
+        remove_tree(sent.folder)
     if response.get("reason") == "cancelled":
         raise Cancelled()
-    graded = job.grade(response)
+    graded = sent.job.grade(response)
     return graded if isinstance(graded, list) else [graded]
+
+
+def abandon(lease: Lease, pending: list[Sent], limits: Limits) -> None:
+    """Cancel tests sent ahead and wait for their (cancelled) answers, so their folders can go."""
+    for sent in pending:
+        sent.server.cancel(sent.request["id"])
+    for sent in pending:
+        try:
+            receive(lease, sent, limits)
+        except Cancelled:
+            pass
+
+
+SEND_AHEAD = 2  # tests queued at the server: it starts the next as soon as one ends, while this side grades
 
 
 def run_candidate(code: str, plan: Plan, level: str, lease: Lease,
@@ -341,16 +387,35 @@ def run_candidate(code: str, plan: Plan, level: str, lease: Lease,
         tests = [TestResult(name, "crash", 0.0, stderr_tail=str(exc)) for name in names]
         return Verdict(False, tests, level, time.monotonic() - started, error=str(exc))
     tests: list[TestResult] = []
-    for job in jobs:
-        if stop():
-            return None
-        if plan.limits.fail_fast and any(t.status not in ("pass", "skipped") for t in tests):
-            tests.append(TestResult(job.name, "skipped", 0.0, got="not run: an earlier test failed"))
-            continue
+    pending: list[Sent] = []
+    waiting = list(jobs)
+    window = 1 if isinstance(lease, FreshLease) else SEND_AHEAD
+    while waiting or pending:
+        failed = any(t.status not in ("pass", "skipped") for t in tests)
+        if stop() or (plan.limits.fail_fast and failed):
+            abandon(lease, pending, plan.limits)
+            if stop():
+                return None
+            tests += [TestResult(s.job.name, "skipped", 0.0, got="not run: an earlier test failed")
+                      for s in pending]
+            tests += [TestResult(job.name, "skipped", 0.0, got="not run: an earlier test failed")
+                      for job in waiting]
+            break
+        while waiting and len(pending) < window:
+            pending.append(send(lease, waiting.pop(0), plan.limits))
+        current = pending.pop(0)
         try:
-            tests += execute(lease, job, plan.limits)
+            tests += receive(lease, current, plan.limits)
         except Cancelled:
+            abandon(lease, pending, plan.limits)
             return None
+        if not lease.server or not lease.server.alive:  # a dead server: resend what it had queued
+            resend, pending = pending, []
+            for sent in resend:
+                remove_tree(sent.folder)
+                with lease._lock:
+                    lease.outstanding.discard(sent.request["id"])
+            waiting[:0] = [sent.job for sent in resend]
     passed = any(t.passed for t in tests) and all(t.status in ("pass", "skipped") for t in tests)
     return Verdict(passed, tests, level, time.monotonic() - started)
 

@@ -74,7 +74,7 @@ def remove_tree(path: Path) -> None:
 class Server:
     """One fork server: tests go in one at a time; `cancel` (from any thread) stops the test in flight."""
 
-    def __init__(self, level: str, *, once: bool = False, python: str | None = None):
+    def __init__(self, level: str, *, once: bool = False, python: str | None = None, features: dict | None = None):
         self.level = level
         self.base = Path(tempfile.mkdtemp(prefix="atlas-sandbox-"))
         os.chmod(self.base, 0o755)
@@ -83,7 +83,7 @@ class Server:
         self._buffer = b""
         argv = [python or sys.executable, "-I", "-B", "-c", BOOT, str(CHILD), "--level", level,
                 "--outer-uid", str(os.geteuid()), "--outer-gid", str(os.getegid()), "--parent", str(os.getpid()),
-                "--once", "1" if once else "0"]
+                "--once", "1" if once else "0"] + (["--features", json.dumps(features)] if features else [])
         try:
             if level == "bwrap":
                 argv = bwrap_prefix(self.base) + argv
@@ -102,19 +102,35 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def run(self, request: dict, timeout_s: float) -> dict:
-        """Send one test; its response (see _child.ForkServer.run). Raises ServerDied when the server is gone."""
+    def send(self, request: dict) -> None:
+        """Queue one test (the server runs them in the order sent). Raises ServerDied when the server is gone."""
         try:
             self._send(request)
-            return self._read(timeout_s + RESPONSE_GRACE_S)
-        except (OSError, ServerDied) as exc:
+        except (OSError, ValueError) as exc:
             self.close()
             raise ServerDied(f"the sandbox server stopped answering ({exc})") from exc
+
+    def receive(self, request_id, timeout_s: float) -> dict:
+        """The response to one sent test (see _child.ForkServer.run), skipping stale ones (of tests cancelled and
+        abandoned earlier). Raises ServerDied when the server is gone or silent too long."""
+        deadline = time.monotonic() + timeout_s + RESPONSE_GRACE_S
+        try:
+            while True:
+                response = self._read(max(0.0, deadline - time.monotonic()))
+                if response.get("id") == request_id:
+                    return response
+        except (OSError, ValueError, ServerDied) as exc:
+            self.close()
+            raise ServerDied(f"the sandbox server stopped answering ({exc})") from exc
+
+    def run(self, request: dict, timeout_s: float) -> dict:
+        self.send(request)
+        return self.receive(request.get("id"), timeout_s)
 
     def cancel(self, request_id) -> None:
         try:
             self._send({"op": "cancel", "id": request_id})
-        except OSError:
+        except (OSError, ValueError):
             pass
 
     def close(self) -> None:
@@ -175,8 +191,8 @@ class Server:
 _spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
 
 
-def start_server(level: str, *, once: bool = False) -> Server:
-    return _spawner.submit(Server, level, once=once).result()
+def start_server(level: str, *, once: bool = False, features: dict | None = None) -> Server:
+    return _spawner.submit(Server, level, once=once, features=features).result()
 
 
 class Pool:

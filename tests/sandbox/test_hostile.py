@@ -307,3 +307,19 @@ def test_background_processes_are_killed(level):
             "        time.sleep(0.5)\n        print(4, flush=True)\n        time.sleep(30)\n    os._exit(0)\n")
     verdict = run(code, level)
     assert not verdict.passed  # the answer would only come from the daemon, which must be gone by then
+
+
+def test_killing_the_fork_server_costs_only_that_test():
+    """At the rlimits level a candidate can reach the fork server (its grandparent); the test that does fails, the
+    tests queued behind it run on a fresh server, and the sandbox carries on."""
+    from tests.sandbox.conftest import available_level
+
+    level = available_level("rlimits")
+    killer = ("import os, signal, sys\nif input().strip() == '3':\n"
+              "    server = int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+              "    os.kill(server, signal.SIGKILL)\nprint(4)\n")
+    suite = TestSuite("stdin", cases=tuple(TestCase(f"{n}\n", "4\n") for n in (1, 2, 3, 4, 5)))
+    verdict = run(killer, level, suite)
+    assert [t.status for t in verdict.tests] == ["pass", "pass", "crash", "pass", "pass"]
+    assert "server died" in verdict.tests[2].stderr_tail
+    assert run("print(int(input()) * 2)", level).passed
