@@ -57,8 +57,11 @@ def solved_text(record: SolveRecord) -> str:
         return "\n".join([f"**ATLAS** {record.state} `{record.qualname}`", record.outcome,
                           f"- model: {record.model}", f"- time: {record.elapsed:.1f} s"])
     chosen = chosen_candidate(record)
-    status = "verified by the tests" if result.verified else "not verified"
-    lines = [f"**ATLAS** solved `{record.qualname}` ({status})"]
+    if record.applied_rank is None:
+        lines = [f"**ATLAS** tried `{record.qualname}`: no candidate applied"]
+    else:
+        status = "verified by the tests" if result.verified else "not verified"
+        lines = [f"**ATLAS** solved `{record.qualname}` ({status})"]
     if record.outcome:
         lines.append(record.outcome)
     if chosen is not None:

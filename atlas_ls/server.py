@@ -26,6 +26,8 @@ from engine.testindex import TestIndex
 
 log = logging.getLogger(__name__)
 
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
 
 class AtlasLanguageServer(LanguageServer):
     def __init__(self, solver_factory: SolverFactory | None = None) -> None:
@@ -58,10 +60,14 @@ class AtlasLanguageServer(LanguageServer):
         return folders[0] if folders else None
 
     def root_for(self, path: Path) -> Path:
-        """The workspace folder holding the file (the deepest one), else the file's own folder."""
+        """The workspace folder holding the file (the deepest one); for a file outside them, the nearest folder
+        above it with a project marker, else its own folder."""
         path = path.resolve()
         holding = [f.resolve() for f in self.folders() if f.resolve() in path.parents]
-        return max(holding, key=lambda f: len(f.parts)) if holding else path.parent
+        if holding:
+            return max(holding, key=lambda f: len(f.parts))
+        marked = next((p for p in path.parents if any((p / m).exists() for m in PROJECT_MARKERS)), None)
+        return marked or path.parent
 
     def test_index(self, root: Path) -> TestIndex:
         """The test index of a workspace folder, watched when `watch_tests` is on. It reads the workspace's test
@@ -86,7 +92,10 @@ class AtlasLanguageServer(LanguageServer):
             set_log_level(self._log_handler, new.log_level)
         if changed & {"watch_tests", "watch_debounce_ms"}:
             self._stop_indexes()  # rebuilt on next use with the new settings
-        self.host.configure(new, engine_changed=bool(changed - settings.SERVER_ONLY))
+        engine_changed = bool(changed - settings.SERVER_ONLY)
+        self.host.configure(new, engine_changed=engine_changed)
+        if engine_changed and new.preload_model and self.messenger.loop is not None:
+            self.host.preload()
 
     # --- life cycle ---
 

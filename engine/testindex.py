@@ -24,6 +24,7 @@ from watchdog.events import FileSystemEventHandler
 
 log = logging.getLogger(__name__)
 
+MAX_SCANNED_FILES = 50_000
 TEST_DIRS = frozenset({"tests", "test"})
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", ".env", "node_modules", "__pycache__",
                        "build", "dist", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
@@ -263,8 +264,16 @@ class TestIndex:
             self._scanned = True
 
     def _walk(self) -> Iterable[Path]:
+        """Test files under the workspace; at most MAX_SCANNED_FILES files are looked at (a file opened outside
+        any project may have the home folder as its workspace)."""
+        seen = 0
         for root, dirs, files in os.walk(self.workspace):
             dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
+            seen += len(files)
+            if seen > MAX_SCANNED_FILES:
+                log.warning("%s holds more than %d files: the test index stops there", self.workspace,
+                            MAX_SCANNED_FILES)
+                return
             for name in files:
                 path = Path(root) / name
                 if is_test_file(path, self.workspace):

@@ -148,6 +148,8 @@ async def test_nothing_passed_means_nothing_applied_and_candidates_offered(edito
     offered = titles(await editor.code_actions(uri, line))
     assert offered == [protocol.SOLVE_TITLE, "ATLAS candidate 1: energy 2.0, tests 1/2",
                        "ATLAS candidate 2: energy 4.5, tests 0/2"]
+    hover = (await editor.hover(uri, line)).contents.value
+    assert "tried `add`: no candidate applied" in hover and "tests: 1/2 passed" in hover, hover
 
 
 # --- clients and configuration ---
