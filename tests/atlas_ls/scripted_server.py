@@ -53,20 +53,22 @@ class ScriptedSolver:
         report = progress or (lambda p: None)
         cancel = cancel or threading.Event()
         specs = script["candidates"]
+        # Like the engine, a cancelled solve returns what it has, marked cancelled.
+        stopped = SolveResult(verified=False, code=None, tier="FAST", k=0, difficulty=0.4, cancelled=True)
         report(Progress("routing", 0, 1))
         while script.get("block") and not cancel.wait(0.05):
             pass
         reports = []
         for i, spec in enumerate(specs, start=1):
             if cancel.wait(step):
-                raise RuntimeError("cancelled")
+                return stopped
             report(Progress("generating", i, len(specs)))
             reports.append(CandidateReport(code=spec["code"], energy=spec.get("energy"),
                                            confidence=spec.get("confidence"), mean_logprob=-0.5, rank=i))
         report(Progress("scoring", 0, 1))
         for i, (spec, candidate) in enumerate(zip(specs, reports), start=1):
             if cancel.wait(step):
-                raise RuntimeError("cancelled")
+                return stopped
             results = [TestResult(name=f"test_{j}", status="pass" if ok else "fail", seconds=0.01)
                        for j, ok in enumerate(spec.get("passed", []))]
             candidate.verdict = Verdict(passed=bool(results) and all(r.passed for r in results), tests=results)

@@ -110,8 +110,9 @@ async def test_when_nothing_passes_the_candidates_are_offered(workspace: Path):
         offered = await editor.code_actions(uri, line)
         alternatives = [a for a in offered if a.title.startswith("ATLAS candidate")]
         assert alternatives, titles(offered)
+        title = re.compile(r"ATLAS candidate \d+: (energy|log-prob) -?\d+\.\d+, (tests \d+/\d+|does not run)")
         for action in alternatives:
-            assert re.fullmatch(r"ATLAS candidate \d+: (energy|log-prob) -?\d+\.\d+, tests [0-3]/3", action.title)
+            assert title.fullmatch(action.title), action.title
         applied = await editor.execute(alternatives[0].command)
         assert applied["applied"] and editor.texts[uri] != before
         assert "def add(a: int, b: int) -> int:" in editor.texts[uri]
