@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES: tuple[str, ...] = ("config", "lens", "solve", "cache", "sandbox")
+MODULES: tuple[str, ...] = ("config", "doctor", "lens", "solve", "cache", "sandbox")
 
-BENCHES: dict[str, str] = {"sandbox": "sandbox_bench", "code-actions": "code_actions_bench"}
+BENCHES: dict[str, str] = {"throughput": "throughput", "sandbox": "sandbox_bench",
+                           "code-actions": "code_actions_bench"}
 
 
 def register_all(subparsers: argparse._SubParsersAction) -> None:
