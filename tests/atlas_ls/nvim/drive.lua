@@ -1,10 +1,12 @@
 -- Drives a headless Neovim for tests/atlas_ls/test_neovim.py, after init.lua has set atlas-ls up:
 --   nvim --headless -u init.lua -l drive.lua SPEC.json
--- SPEC: {cmd, init_options, file, stub_line, plain_line, solve, timeout_ms, result_path} (lines 1-based).
--- Opens the file, waits for atlas-ls to attach, lists the code actions on the stub and on a plain line, and with
--- `solve` runs :AtlasSolve (the config's own command) and waits for the server's edit. Writes what it saw as JSON.
+-- SPEC: {cmd, init_options, file, stub_line, plain_line, solve, cancel, timeout_ms, result_path} (lines 1-based).
+-- Opens the file, waits for atlas-ls to attach, lists the code actions on the stub and on a plain line; with
+-- `solve` runs :AtlasSolve (the config's own command) and waits for the server's edit; with `cancel` runs
+-- :AtlasSolve, then :AtlasCancel once the model is generating. Writes what it saw as JSON.
 local spec = vim.json.decode(table.concat(vim.fn.readfile(arg[1]), '\n'))
 local result = { progress = {}, messages = {}, logs = {}, notifications = {} }
+local started_at = vim.uv.hrtime()
 
 -- Neovim's own complaints ("No code actions available", an unknown command) arrive through vim.notify.
 local notify = vim.notify
@@ -30,7 +32,8 @@ vim.api.nvim_create_autocmd('LspProgress', {
   callback = function(event)
     local value = event.data.params.value
     if type(value) == 'table' then
-      table.insert(result.progress, { kind = value.kind, title = value.title, message = value.message })
+      local ms = math.floor((vim.uv.hrtime() - started_at) / 1e6)
+      table.insert(result.progress, { kind = value.kind, title = value.title, message = value.message, ms = ms })
     end
   end,
 })
@@ -83,6 +86,31 @@ local function solve(bufnr)
   vim.wait(5000, function() return changed() and progress_ended() end, 50)
   result.solved = changed()
   vim.cmd('silent write')
+  -- The status notification that counts the solve out follows the progress.
+  vim.wait(5000, function() return vim.g.atlas_status and vim.g.atlas_status.solving == 0 end, 50)
+end
+
+local function generating()
+  for _, event in ipairs(result.progress) do
+    if (event.message or ''):match('^generating') then
+      return true
+    end
+  end
+  return false
+end
+
+-- Start a solve, and once the model is generating, :AtlasCancel it; the buffer must stay as it was.
+local function solve_then_cancel(bufnr)
+  local before = table.concat(lines(bufnr), '\n')
+  vim.api.nvim_win_set_cursor(0, { spec.stub_line, 4 })
+  vim.cmd('AtlasSolve')
+  result.was_generating = vim.wait(spec.timeout_ms, function() return generating() or progress_ended() end, 50)
+    and generating()
+  vim.cmd('AtlasCancel')
+  result.cancel_ended = vim.wait(spec.timeout_ms, progress_ended, 50)
+  -- An edit racing the cancellation would land right after the end of the progress.
+  vim.wait(1000, function() return false end, 50)
+  result.unchanged = table.concat(lines(bufnr), '\n') == before
 end
 
 local function run()
@@ -103,6 +131,8 @@ local function run()
   result.on_plain_line = code_actions(client, bufnr, spec.plain_line)
   if spec.solve and offers_solve(result.on_stub) then
     solve(bufnr)
+  elseif spec.cancel and offers_solve(result.on_stub) then
+    solve_then_cancel(bufnr)
   end
   result.lines = lines(bufnr)
   result.status = vim.g.atlas_status
