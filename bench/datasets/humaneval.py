@@ -52,9 +52,10 @@ ExampleChecker = Callable[[str, str, list[Example]], list[bool]]
 def load(path: str | Path | None = None, *, check: ExampleChecker | None = None) -> Dataset:
     """All tasks. `check(program, entry_point, examples)` says which examples the reference solution satisfies;
     the default runs them in the sandbox (cached per data file)."""
+    name = f"humaneval:{path}" if path else "humaneval"
     path = Path(path) if path else data_file()
     records, skipped = read_records(path)
-    dataset = Dataset(name="humaneval", items=[], skipped=skipped)
+    dataset = Dataset(name=name, items=[], skipped=skipped)
     checker = check or cached_sandbox_checker(path)
     dropped: list[str] = []
     with_doctest = with_public = 0
