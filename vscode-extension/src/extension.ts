@@ -27,16 +27,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
   statusItem.show();
-  await controller.start();
+  await controller.restart();
 }
 
 export async function deactivate(): Promise<void> {
-  await controller?.stop();
+  await controller?.shutdown();
 }
 
 class ServerController {
   private client: LanguageClient | undefined;
-  private restarting: Promise<void> = Promise.resolve();
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly output: vscode.OutputChannel,
@@ -44,7 +44,24 @@ class ServerController {
     private readonly contributedKeys: string[],
   ) {}
 
-  async start(): Promise<void> {
+  /** Starts and stops run one after another: several settings changed at once must not leave two servers. */
+  restart(): Promise<void> {
+    return this.serially(async () => {
+      await this.stop();
+      await this.start();
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.serially(() => this.stop());
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(step, step);
+    return this.queue;
+  }
+
+  private async start(): Promise<void> {
     const config = vscode.workspace.getConfiguration(CONFIG_SECTION);
     const workspaceFolder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     let launch: ServerLaunch;
@@ -76,19 +93,15 @@ class ServerController {
       .then((status) => this.showStatus(status), () => undefined); // an older server may not know the command
   }
 
-  async stop(): Promise<void> {
+  private async stop(): Promise<void> {
     const client = this.client;
     this.client = undefined;
-    if (client?.isRunning()) await client.stop();
-  }
-
-  /** Restarts run one after another: several settings changed at once must not leave two servers running. */
-  restart(): Promise<void> {
-    this.restarting = this.restarting.then(async () => {
-      await this.stop();
-      await this.start();
-    });
-    return this.restarting;
+    if (!client) return;
+    try {
+      await client.dispose(); // stops the server if it runs
+    } catch (error) {
+      this.output.appendLine(`Stopping the server: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   private clientOptions(): LanguageClientOptions {
