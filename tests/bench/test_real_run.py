@@ -1,0 +1,75 @@
+"""A short real run: the default model through the full Solver on two small HumanEval-style tasks (one per epoch), graded in the
+sandbox, with every output written; and the honesty check that no hidden test text reached any prompt."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import runner
+from bench.cli import main
+from bench.datasets import humaneval
+from bench.runner import RunConfig
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HIDDEN_ONLY = ("hidden marker text", "candidate(12345, 67890)", "candidate(-7, -8)")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, default_model_path):
+    out = tmp_path_factory.mktemp("bench") / "run"
+    dataset = humaneval.load(FIXTURES / "humaneval_small.jsonl")
+    config = RunConfig(dataset=dataset.name, mode="atlas", k=2, epochs=2, model=str(default_model_path), limit=2,
+                       max_tokens=96)
+    engine = runner.Engine(config, out / "state", report_problem=print)
+    prompts: list[str] = []
+    take = engine.prompts.take
+
+    def keep_and_take():
+        texts = take()
+        prompts.extend(texts)
+        return texts
+
+    engine.prompts.take = keep_and_take
+    summary = runner.run(dataset, config, out, engine=engine, stream=open("/dev/null", "w"))
+    return out, summary, prompts, dataset
+
+
+def test_real_run_writes_every_output(finished_run):
+    out, summary, _, _ = finished_run
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["Fixture/0", "Fixture/1"]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for record in records:
+        assert 1 <= len(record["candidates"]) and record["tokens"] > 0 and record["seconds"] > 0
+        assert all(isinstance(c["hidden"], bool) for c in record["candidates"])
+    assert summary["tasks"] == 2 and summary["complete"]
+    assert 0.0 <= summary["pass_at_1"] <= summary["pass_at_k"] <= 1.0
+    assert summary["tasks_per_hour"] > 0 and summary["tokens_per_s"] > 0
+    assert summary["graded_on"] == "hidden tests"
+    assert [row["epoch"] for row in summary["learning_curve"]] == [1, 2]
+    assert "1" in summary["lens_retrains"]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+
+
+def test_no_hidden_test_text_reaches_any_prompt(finished_run):
+    out, summary, prompts, dataset = finished_run
+    assert prompts, "the audit recorded nothing: the check would be vacuous"
+    everything = "\n".join(prompts)
+    assert 'shout("hi")' in everything  # the public docstring examples are in the prompt...
+    for hidden in HIDDEN_ONLY:  # ...the hidden checks are not
+        assert hidden not in everything
+    assert summary["hidden_text_in_prompts"] == []
+    for item in dataset.items[:2]:
+        assert item.grading.suite.assert_code not in everything
+
+
+def test_cli_resumes_a_finished_run_and_prints_the_summary(finished_run, capsys):
+    out, summary, _, _ = finished_run
+    config = json.loads((out / "run.json").read_text())
+    argv = [f"humaneval:{FIXTURES / 'humaneval_small.jsonl'}", "--limit", "2", "--k", "2", "--epochs", "2",
+            "--model", config["model"], "--max-tokens", "96", "--out", str(out), "--json"]
+    assert main(argv) == 0  # every task is finished: nothing to solve, no model loaded
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["pass_at_1"] == summary["pass_at_1"] and printed["tasks"] == 2
