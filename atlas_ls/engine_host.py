@@ -34,48 +34,19 @@ class EngineUnavailable(RuntimeError):
     """The engine could not be created; the message says what to do."""
 
 
-class EngineSolver:
-    """The engine's Solver on a ModelWorker the server owns: the model is loaded (on the worker's thread) before
-    the first solve, and a load failure (a ModelError saying what to do) surfaces here, at creation."""
-
-    def __init__(self, settings: Settings) -> None:
-        from engine.paths import database_path
-        from engine.pipeline import Solver
-        from engine.runtime import ModelWorker
-
-        self.settings = settings
-        self.worker = ModelWorker.from_settings(settings)
-        try:
-            info = self.worker.runtime().info
-        except BaseException:
-            self.worker.close(timeout=5)
-            raise
-        self.model_name = f"{settings.model} ({info.name}, {info.quantization})" if getattr(info, "name", "") \
-            else settings.model
-        self.solver = Solver(settings, worker=self.worker, db_path=database_path())
-
-    def solve(self, task: Task, *, progress=None, cancel=None, k=None) -> SolveResult:
-        return self.solver.solve(task, progress=progress, cancel=cancel, k=k)
-
-    def lens_state(self) -> str:
-        """A short line for the log and the status bar."""
-        if not self.settings.lens_enabled:
-            return "off: candidates ranked by log-probability"
-        self.solver.info  # read first: the Solver's `learner` asks for it while holding a lock `info` also takes
-        learner = self.solver.learner
-        counts = learner.store.counts(learner.model_fp)
-        samples = f"{counts['samples']} samples, {counts['passed']} passing"
-        if learner.lens is None:
-            return f"cold start: ranking by log-probability ({samples})"
-        return f"trained ({samples}){'; retraining' if learner.training else ''}"
-
-    def close(self) -> None:
-        self.solver.close()
-        self.worker.close(timeout=30)
-
-
 def default_solver_factory(settings: Settings) -> SolverLike:
-    return EngineSolver(settings)
+    """The engine's Solver, with its model (on the Solver's ModelWorker thread) and Lens loaded now, so that a
+    model that cannot load fails here, at start-up, with its ModelError."""
+    from engine.paths import database_path
+    from engine.pipeline import Solver
+
+    solver = Solver(settings, db_path=database_path())
+    try:
+        solver.warm_up()
+    except BaseException:
+        solver.close()
+        raise
+    return solver
 
 
 class EngineHost:
@@ -116,7 +87,10 @@ class EngineHost:
             self.publish()
 
     def model_name(self) -> str:
-        return str(getattr(self._solver, "model_name", None) or self.settings.model)
+        """The configured model, with the loaded file's own name and quantization once known."""
+        info = getattr(self._solver, "info", None) if self._solver is not None else None
+        name = getattr(info, "name", "")
+        return f"{self.settings.model} ({name}, {info.quantization})" if name else self.settings.model
 
     # --- life cycle ---
 

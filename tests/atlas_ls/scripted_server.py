@@ -15,22 +15,14 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
 from atlas_ls.server import create_server  # noqa: E402
+from engine.pipeline import Progress  # noqa: E402
 from engine.task import CandidateReport, SolveResult  # noqa: E402
 from sandbox.types import TestResult, Verdict  # noqa: E402
-
-
-@dataclass
-class Progress:  # the fields of engine.pipeline.Progress
-    phase: str
-    done: int = 0
-    total: int = 0
-    message: str = ""
 
 
 def read_script() -> dict:
