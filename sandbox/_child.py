@@ -19,10 +19,9 @@ through /proc since F is a child subreaper) and answers P. P grades: expected ou
 
 from __future__ import annotations
 
-import ast
 import builtins
+import collections
 import ctypes
-import errno
 import io
 import json
 import linecache
@@ -36,13 +35,10 @@ import tempfile
 import time
 import traceback
 
-# Warm imports: what the LiveCodeBench preamble below imports, loaded once here so each forked test finds them ready.
-import bisect, collections, copy, datetime, decimal, fractions, functools, heapq, itertools, math  # noqa: E401,F401
-import operator, random, re, statistics, string, typing  # noqa: E401,F401
-
 LCB_PREAMBLE = (
     # LiveCodeBench's `import_string`, executed before stdin and functional candidates as its grader does
-    # (lcb_runner/evaluation/testing_util.py): programs written for it may lean on these names.
+    # (lcb_runner/evaluation/testing_util.py): programs written for it may lean on these names. F runs it once at
+    # start-up (PREAMBLE_BUILTINS), so the modules are warm in every forked test.
     "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
     "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\nfrom random import *\n"
     "from statistics import *\nfrom itertools import *\nfrom functools import *\nfrom operator import *\n"
@@ -280,6 +276,8 @@ PREAMBLE_BUILTINS = preamble_builtins()
 def fresh_globals(name: str, preamble: bool = False) -> dict:
     if preamble:
         sys.setrecursionlimit(50000)  # the preamble's one side effect
+        # `from sys import *` bound F's streams: the test's own are the ones reopened on fds 0-2
+        PREAMBLE_BUILTINS.update(stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
     return {"__name__": name, "__builtins__": PREAMBLE_BUILTINS if preamble else builtins, "__doc__": None}
 
 

@@ -41,6 +41,13 @@ def test_stdin_program_may_exit_and_use_livecodebench_preamble(strongest):
     assert verdict.passed, verdict.tests
 
 
+def test_preamble_streams_are_the_tests_own(strongest):
+    # `stdin`/`stdout` unimported: LiveCodeBench's `from sys import *` provides them
+    code = "n = int(stdin.readline())\nstdout.write(str(n * 2) + '\\n')\nprint('done')\n"
+    verdict = sandbox.run(code, TestSuite("stdin", cases=(TestCase("21\n", "42\ndone\n"),)), limits=FAST)
+    assert verdict.passed, verdict.tests
+
+
 def test_stdin_crash_is_a_crash_with_its_traceback(strongest):
     verdict = sandbox.run("print(1 // 0)", SUM, limits=FAST)
     assert [t.status for t in verdict.tests] == ["crash", "crash"]
