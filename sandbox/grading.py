@@ -15,7 +15,10 @@ values are compared by their Python value.
 assert tests (HumanEval `check(candidate)`, MBPP asserts) are rewritten before they run (`rewrite_asserts`): each
 `assert` becomes a call sending its operands to the parent, and a literal expected operand is stripped from the
 code the child sees and compared here. So the child never holds the expected values of literal asserts, and a
-candidate that overrides `__eq__` or patches the harness cannot make them pass.
+candidate that overrides `__eq__` or patches the harness cannot make them pass. Limits: an expected value computed
+by the test code (`assert f(x) == g(x)`, a loop over cases) is evaluated in the child, and so is the truth of an
+assert that is not a single comparison; a candidate that tampers with the interpreter it runs in could forge those.
+pytest reports likewise come from pytest running beside the candidate (sandbox/pytest_kind.py).
 """
 
 from __future__ import annotations
