@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import random
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
@@ -226,6 +227,24 @@ def test_cancel_during_generation_stops_before_the_sandbox(tmp_path: Path):
     assert result.cancelled and not result.verified
     assert "cancelled" in result.note and all(c.verdict is None for c in result.candidates)
     assert solver.conn.execute("SELECT count(*) FROM router_posteriors").fetchone()[0] == 0  # nothing learnt
+
+
+def test_cancel_during_testing_stops_the_sandbox_promptly(tmp_path: Path):
+    def slow(s: Sampling) -> str:  # two distinct candidates, each outlasting the sandbox's 6 s timeout
+        return f"import time\n\ndef add(a, b):\n    time.sleep(30 + {s.temperature})\n    return a + b\n```"
+
+    solver, _ = make_solver(tmp_path, slow)
+    cancel = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.phase == "testing" and p.done == 0:
+            threading.Timer(0.5, cancel.set).start()
+
+    started = time.monotonic()
+    result = solver.solve(add_task(), k=2, cancel=cancel, progress=progress)
+    assert result.cancelled and not result.verified
+    # Generous, and still well under the 12 s the sandbox would spend waiting out both candidates' timeouts.
+    assert time.monotonic() - started < 8
 
 
 def test_corrupt_database_is_kept_aside_with_a_message(tmp_path: Path):
