@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=_positive, default=1,
                         help="split the tasks into E chunks and retrain the Lens between them")
     parser.add_argument("--model", help="model profile or GGUF path (default: the configured model)")
-    parser.add_argument("--out", type=Path, help="run folder (default: bench-runs/<dataset>-<mode>); the same "
+    parser.add_argument("--out", type=Path, help="run folder (default: bench-out/<dataset>-<mode>); the same "
                                                  "folder resumes a run")
     parser.add_argument("--json", action="store_true", help="print summary.json to stdout")
     parser.add_argument("--since", type=_day, help="LiveCodeBench: problems on or after YYYY-MM-DD")
@@ -58,7 +58,7 @@ def _day(text: str) -> date:
 
 def _default_out(dataset: str, mode: str) -> Path:
     name = dataset.split(":", 1)[0] + ("-" + Path(dataset.split(":", 1)[1]).stem if ":" in dataset else "")
-    return Path("bench-runs") / f"{name}-{mode}"
+    return Path("bench-out") / f"{name}-{mode}"
 
 
 def _headline(summary: dict) -> str:

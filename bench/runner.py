@@ -265,7 +265,7 @@ def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> di
         energy = None if ranking is None or ranking.energies is None else float(ranking.energies[i])
         report_like = _ChoiceCandidate(rank_of[i], energy, None if confidences is None else confidences[i],
                                        logprobs[i], g.greedy, len(g.token_ids))
-        rows.append(_candidate_row(report_like, grades[i], {"answer": letters[i]}))
+        rows.append(_candidate_row(report_like, grades[i], {"answer": letters[i], "reply_tail": g.text[-300:]}))
     return {
         "pass_at_1": committed.passed, "pass_at_k": any(g.passed for g in grades), "committed_detail":
         committed.detail, "answer": answer, "verified": False, "tier": f"VOTE-{k}", "k": k, "difficulty": None,
