@@ -7,7 +7,8 @@ refreshes the access time; `cache_promote_after` successful reuses promote an en
 pruned; short-term entries whose retention has fallen below `cache_prune_below` are pruned.
 
 Retrieval blends BM25 (SQLite FTS5's bm25(), turned into a similarity in [0, 1] by dividing by the score the query
-would give itself) with the embeddings' cosine similarity, and weights the blend by retention. An equivalent task (the
+would give itself) with the embeddings' cosine similarity (rescaled from the floor that unrelated tasks already reach,
+since a language model's mean hidden states share a common direction), and weights the blend by retention. An equivalent task (the
 same normalised signature) can be answered from the cache outright once its tests pass again (the CACHE_HIT tier);
 similar ones lend the prompt their strategy hints.
 
@@ -32,6 +33,7 @@ from engine.config import Settings
 from engine.task import Task, normalise
 
 SHORT, LONG = "short", "long"
+COSINE_FLOOR = 0.75  # cosine of unrelated tasks' embeddings, assumed until the cache holds three to measure it
 _BM25_K1, _BM25_B = 1.2, 0.75  # FTS5's bm25() constants
 
 _SCHEMA = (
@@ -111,7 +113,7 @@ class Entry:
 class Match:
     entry: Entry
     lexical: float  # BM25 relative to the query's own score, [0, 1]
-    cosine: float | None  # embedding cosine, clipped at 0; None when either side has no comparable embedding
+    cosine: float | None  # embedding cosine above the floor unrelated tasks reach, [0, 1]; None without embeddings
     retention: float
     similarity: float  # lexical and cosine blended by `cache_lexical_weight` (lexical alone without embeddings)
 
@@ -164,18 +166,34 @@ class PatternCache:
                 "JOIN pattern_cache c ON c.id = pattern_fts.rowid WHERE pattern_fts MATCH ? "
                 "ORDER BY rank LIMIT ?", (" OR ".join(f'"{t}"' for t in query), candidates)).fetchall()
             own = self._self_score(terms(text)) if rows else 1.0
+            floor = self._cosine_floor(model_fp) if embedding is not None and model_fp else 0.0
         matches = []
         for row in rows:
             entry = _entry(row[:-1])
             if entry.key == exclude_key:
                 continue
             lexical = min(1.0, row[-1] / own) if own > 0 else 0.0
-            cosine = _cosine(embedding, entry.embedding) if model_fp and model_fp == entry.model_fp else None
+            cosine = _cosine(embedding, entry.embedding, floor) if model_fp and model_fp == entry.model_fp else None
             weight = self.settings.cache_lexical_weight
             similarity = lexical if cosine is None else weight * lexical + (1.0 - weight) * cosine
             matches.append(Match(entry, lexical, cosine, entry.retention(now), similarity))
         matches.sort(key=lambda m: m.score, reverse=True)
         return matches[:limit]
+
+    def _cosine_floor(self, model_fp: str) -> float:
+        """The cosine that unrelated tasks already reach with this model's embeddings (mean hidden states of a
+        language model share a large common direction: two unrelated stubs measured 0.78 on the default model): the
+        mean pairwise cosine of the stored embeddings, or COSINE_FLOOR before there are enough. Caller holds the
+        lock."""
+        rows = self.conn.execute("SELECT embedding FROM pattern_cache WHERE model_fp = ? AND embedding IS NOT NULL "
+                                 "ORDER BY last_access DESC LIMIT 64", (model_fp,)).fetchall()
+        vectors = [np.frombuffer(r[0], dtype=np.float32) for r in rows]
+        if len(vectors) < 3 or len({len(v) for v in vectors}) != 1:
+            return COSINE_FLOOR
+        unit = np.stack(vectors) / np.maximum(np.linalg.norm(np.stack(vectors), axis=1, keepdims=True), 1e-12)
+        gram = unit @ unit.T
+        n = len(vectors)
+        return float(min(0.95, max(0.0, (gram.sum() - np.trace(gram)) / (n * (n - 1)))))
 
     def _self_score(self, query_terms: list[str]) -> float:
         """The BM25 score a document made of the query itself would get: the ceiling that makes scores comparable.
@@ -300,11 +318,14 @@ def _entry(row: tuple) -> Entry:
     return Entry(**values)
 
 
-def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+def _cosine(a: np.ndarray | None, b: np.ndarray | None, floor: float = 0.0) -> float | None:
+    """Cosine similarity rescaled so that `floor` (what unrelated tasks reach) maps to 0 and identity to 1."""
     if a is None or b is None or len(a) != len(b):
         return None
     denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return max(0.0, float(np.dot(a, b)) / denom) if denom > 0 else None
+    if denom <= 0:
+        return None
+    return max(0.0, (float(np.dot(a, b)) / denom - floor) / (1.0 - floor))
 
 
 # --- strategy hints --------------------------------------------------------------------------------------------------

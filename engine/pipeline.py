@@ -407,7 +407,7 @@ class Solver:
         run.check()
         for g in generations:
             attempt.candidates.append(_Candidate(
-                code=prompts.extract(g.text, task), text=g.text, tier=plan.tier, greedy=g.sampling.temperature == 0,
+                code=prompts.extract(g.text, task), text=g.text, tier=plan.tier, greedy=g.greedy,
                 mean_logprob=float(g.mean_logprob), tokens=len(g.token_ids),
                 embedding=None if g.embedding is None else np.asarray(g.embedding, dtype=np.float32)))
         steps = max((c.tokens for c in attempt.candidates), default=0)

@@ -86,6 +86,24 @@ def test_embedding_cosine_blends_in_only_for_the_same_model(cache: PatternCache)
     assert other and other[0].cosine is None and other[0].similarity == pytest.approx(other[0].lexical)
 
 
+def test_cosine_is_measured_above_the_common_direction_of_the_embeddings(cache: PatternCache):
+    """Mean hidden states share one large direction, so raw cosines of unrelated tasks are high; similarity counts
+    only what rises above the mean pairwise cosine of the stored embeddings."""
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=64) * 3
+    vectors = {t.key: common + rng.normal(size=64) for t in (SUM, MAX, PAL)}
+    for t in (SUM, MAX, PAL):
+        cache.insert(t, f"def {t.entry_point}(values):\n    return 0\n", embedding=vectors[t.key], model_fp="m")
+    unrelated = common + rng.normal(size=64)
+    near_max = vectors[MAX.key] + 0.1 * rng.normal(size=64)
+    raw = float(unrelated @ vectors[SUM.key] / np.linalg.norm(unrelated) / np.linalg.norm(vectors[SUM.key]))
+    assert raw > 0.8  # what a plain cosine would call similar
+    text = signature_of(MAX)
+    by_key = {m.entry.key: m for m in cache.similar(text, unrelated, "m")}
+    assert by_key[SUM.key].cosine < 0.2
+    assert {m.entry.key: m for m in cache.similar(text, near_max, "m")}[MAX.key].cosine > 0.9
+
+
 def test_retention_decays_exponentially_and_weights_the_score(cache: PatternCache, clock: Clock):
     cache.insert(SUM, "def total(values):\n    return sum(values)\n")
     fresh = cache.similar(signature_of(SUM))[0]
