@@ -95,8 +95,9 @@ class Settings:
                                              "pruned.", minimum=0.0, maximum=1.0)
     cache_lexical_weight: float = setting(0.5, "Weight of BM25 against embedding cosine in pattern-cache retrieval.",
                                           minimum=0.0, maximum=1.0)
-    cache_hint_similarity: float = setting(0.3, "Similar solved tasks scoring at least this give the prompt a "
-                                                "strategy hint.", minimum=0.0, maximum=1.0)
+    cache_hint_similarity: float = setting(
+        0.5, "Similar solved tasks scoring at least this give the prompt a strategy hint (lower, and a small model "
+        "starts copying what a merely related task did).", minimum=0.0, maximum=1.0)
     cache_max_hints: int = setting(2, "Most strategy hints added to one prompt.", minimum=0, maximum=10)
 
     # --- language server (atlas_ls) ---

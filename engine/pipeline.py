@@ -589,11 +589,9 @@ def _note(run: _Run, verified: bool, cancelled: bool) -> str:
 
 
 def _hint_text(match) -> str:
-    entry = match.entry
-    doc = entry.signature.split('"""')[1].strip() if '"""' in entry.signature else ""
-    first_sentence = doc.split(". ")[0][:120]
-    about = f" ({first_sentence})" if first_sentence else ""
-    return f"`{entry.entry_point or 'a similar task'}`{about}: solved with {entry.hint}"
+    """The technique only: a related task's own docstring in the prompt made the 0.5B model solve that task
+    instead (running_max written as second_largest, 26 candidates out of 26)."""
+    return f"a similar task (`{match.entry.entry_point or 'unnamed'}`) was solved with {match.entry.hint}"
 
 
 def _sandbox_run(code: str, suite) -> Verdict:

@@ -45,7 +45,7 @@ def user_message(task: Task, hints: Sequence[str] = ()) -> str:
     else:
         parts.append(_function_request(task))
     if hints:
-        parts.append("Approaches that solved similar tasks before (use one only if it fits):\n"
+        parts.append("Hints from similar tasks solved before (follow one only if it fits this task):\n"
                      + "\n".join(f"- {h}" for h in hints))
     return "\n\n".join(parts)
 

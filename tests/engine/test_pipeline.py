@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from engine import prompts
+from engine.cache import signature_of
 from engine.config import Settings
 from engine.pipeline import Progress, Solver
 from engine.runtime import Cancelled, Generation, Sampling
@@ -196,13 +197,17 @@ def test_no_tests_means_ranked_but_never_verified(tmp_path: Path):
 
 def test_similar_solved_task_lends_a_hint_to_the_prompt(tmp_path: Path):
     solver, runtime = make_solver(tmp_path, always(RIGHT))
+    # The scripted model embeds a text as _vector(text): give add3 the very embedding of the add task.
     solver.cache.insert(Task(prompt='def add3(a, b, c):\n    """Return the sum of a, b and c."""\n',
                              entry_point="add3"), "def add3(a, b, c):\n    return sum((a, b, c))\n",
-                        embedding=_vector("x"), model_fp="scripted-model")
+                        embedding=_vector(signature_of(add_task())), model_fp="scripted-model")
+    solver.cache.insert(Task(prompt='def shout(text):\n    """Upper-case the text and add an exclamation mark."""\n',
+                             entry_point="shout"), "def shout(text):\n    return text.upper() + '!'\n",
+                        embedding=_vector("unrelated"), model_fp="scripted-model")
     result = solver.solve(add_task(), k=1)
-    assert result.extra["hints"] and "add3" in result.extra["hints"][0]
-    assert "add3" in runtime.calls[0]["prompt"]
-    assert result.extra["route"]["signals"]["cache_similarity"] > 0
+    assert len(result.extra["hints"]) == 1 and "add3" in result.extra["hints"][0]
+    assert "add3" in runtime.calls[0]["prompt"] and "shout" not in runtime.calls[0]["prompt"]
+    assert result.extra["route"]["signals"]["cache_similarity"] >= 0.5
 
 
 def test_progress_phases_in_order(tmp_path: Path):
