@@ -18,7 +18,7 @@ def test_round_trip_keeps_energies_calibration_and_metadata(tmp_path, trained):
     assert path == tmp_path / "lens" / "abc123.pt"
     assert [p.name for p in path.parent.iterdir()] == ["abc123.pt"]  # no temporary file left behind
     loaded = Lens.load(path, model_fingerprint="abc123", n_embd=X.shape[1])
-    assert np.array_equal(loaded.energies(X), lens.energies(X))
+    np.testing.assert_allclose(loaded.energies(X), lens.energies(X), rtol=1e-5)  # BLAS order may differ
     assert loaded.calibration == lens.calibration
     for key in ("samples", "tasks", "auc", "trained_at", "n_embd", "model_fingerprint"):
         assert loaded.metadata[key] == lens.metadata[key]

@@ -32,11 +32,11 @@ def test_training_is_deterministic_with_a_seed():
     config = TrainConfig(max_epochs=8, seed=7)
     first = train(X, y, keys, model_fingerprint="fp", config=config)
     second = train(X, y, keys, model_fingerprint="fp", config=config)
-    assert np.array_equal(first.lens.energies(X), second.lens.energies(X))
-    assert first.lens.calibration == second.lens.calibration
+    np.testing.assert_allclose(first.lens.energies(X), second.lens.energies(X), rtol=1e-5)
+    assert first.lens.calibration == pytest.approx(second.lens.calibration, rel=1e-5)
     assert first.heldout_tasks == second.heldout_tasks
     other = train(X, y, keys, model_fingerprint="fp", config=TrainConfig(max_epochs=8, seed=8))
-    assert not np.array_equal(first.lens.energies(X), other.lens.energies(X))
+    assert not np.allclose(first.lens.energies(X), other.lens.energies(X), rtol=1e-3)
 
 
 def test_calibration_turns_low_energy_into_high_confidence():
