@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import zipfile
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -167,3 +168,43 @@ class SampleStore:
             return None
         return {"finished": row[0], "samples": row[1], "auc": row[2], "previous_auc": row[3],
                 "swapped": bool(row[4]), "reason": row[5]}
+
+
+# --- labelled sets as files: how a benchmark hands its candidates (graded on hidden tests) to `lens cv` ---
+
+def write_labelled_set(path, X: np.ndarray, y: Sequence[bool], task_keys: Sequence[str],
+                       mean_logprobs: Sequence[float] | None = None) -> None:
+    """An .npz with X (n, n_embd) float16, y, task_keys and, when given, mean_logprobs."""
+    arrays = {"X": np.asarray(X, dtype=np.float16), "y": np.asarray(y, dtype=bool),
+              "task_keys": np.asarray([str(k) for k in task_keys])}
+    if mean_logprobs is not None:
+        arrays["mean_logprobs"] = np.asarray(mean_logprobs, dtype=np.float64)
+    _check_set(path, arrays["X"], arrays["y"], list(arrays["task_keys"]), arrays.get("mean_logprobs"))
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def read_labelled_set(path):
+    """(X float32, y bool, task_keys, mean_logprobs or None) from `write_labelled_set`'s file; ValueError naming
+    what is wrong otherwise."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path} is not a labelled set (.npz): {exc}") from exc
+    with data:
+        missing = [name for name in ("X", "y", "task_keys") if name not in data]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)} (needs X, y, task_keys[, mean_logprobs])")
+        X, y = data["X"].astype(np.float32), data["y"].astype(bool)
+        keys = [str(k) for k in data["task_keys"]]
+        logprobs = data["mean_logprobs"].astype(np.float64) if "mean_logprobs" in data else None
+    _check_set(path, X, y, keys, logprobs)
+    return X, y, keys, logprobs
+
+
+def _check_set(path, X: np.ndarray, y: np.ndarray, keys: list[str], logprobs: np.ndarray | None) -> None:
+    if X.ndim != 2 or not len(X) == len(y) == len(keys) or (logprobs is not None and len(logprobs) != len(y)):
+        raise ValueError(f"{path}: X must be (n, n_embd) and y, task_keys, mean_logprobs n long; got X {X.shape}, "
+                         f"y {len(y)}, task_keys {len(keys)}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{path}: X holds values that are not finite")

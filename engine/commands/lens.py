@@ -254,30 +254,15 @@ def describe_training(result: dict[str, Any]) -> str:
 
 # --- cross-validation ---
 
-def load_npz(path: Path):
-    """X, y, task_keys and (optional) mean_logprobs from an .npz, checked so that a bad file says what is wrong."""
-    import numpy as np
-
-    with np.load(path, allow_pickle=False) as data:
-        missing = [name for name in ("X", "y", "task_keys") if name not in data]
-        if missing:
-            raise ValueError(f"{path} lacks {', '.join(missing)} (needs X, y, task_keys[, mean_logprobs])")
-        X, y, keys = data["X"].astype(np.float32), data["y"].astype(bool), [str(k) for k in data["task_keys"]]
-        logprobs = data["mean_logprobs"].astype(np.float64) if "mean_logprobs" in data else None
-    if X.ndim != 2 or not len(X) == len(y) == len(keys) or (logprobs is not None and len(logprobs) != len(y)):
-        raise ValueError(f"{path}: X must be (n, n_embd) and y, task_keys, mean_logprobs n long; got X {X.shape}, "
-                         f"y {len(y)}, task_keys {len(keys)}")
-    return X, y, keys, logprobs
-
-
 def cv_command(args: argparse.Namespace) -> int:
     from engine import config
+    from lens.store import read_labelled_set
     from lens.train import NotEnoughData, TrainConfig, cross_validate
 
     settings, _ = config.load(args.workspace)
     if args.data is not None:
         try:
-            X, y, keys, logprobs = load_npz(args.data.expanduser())
+            X, y, keys, logprobs = read_labelled_set(args.data.expanduser())
         except (OSError, ValueError) as exc:
             print(f"atlas-ls lens cv: cannot read {args.data}: {exc}", file=sys.stderr)
             return 1

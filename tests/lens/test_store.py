@@ -64,3 +64,19 @@ def test_corrupt_database_is_kept_aside_and_a_fresh_store_starts(tmp_path):
     kept = list(tmp_path.glob("atlas.sqlite3.corrupt-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == b"not a database at all" * 200
     assert len(messages) == 1 and "fresh" in messages[0] and str(kept[0]) in messages[0]
+
+
+def test_labelled_set_files_round_trip_and_bad_ones_are_named(tmp_path):
+    from lens.store import read_labelled_set, write_labelled_set
+
+    X = np.stack([vector(i) for i in range(4)])
+    write_labelled_set(tmp_path / "set.npz", X, [True, False, True, False], ["a", "a", "b", "b"], [-1, -2, -3, -4])
+    X2, y2, keys2, logprobs2 = read_labelled_set(tmp_path / "set.npz")
+    np.testing.assert_allclose(X2, X, atol=1e-2)
+    assert y2.tolist() == [True, False, True, False] and keys2 == ["a", "a", "b", "b"]
+    assert logprobs2.tolist() == [-1, -2, -3, -4]
+    with pytest.raises(ValueError, match="n long"):
+        write_labelled_set(tmp_path / "bad.npz", X, [True], ["a"] * 4)
+    np.savez(tmp_path / "odd.npz", X=X, y=np.array([1, 0, 1, 0]))
+    with pytest.raises(ValueError, match="lacks task_keys"):
+        read_labelled_set(tmp_path / "odd.npz")
