@@ -258,6 +258,8 @@ class _Context:
         llama.cpp's numbers depend slightly on how tokens are batched. So the prompt is always read in chunks of
         n_batch counted from its start, and its last token alone; a reused prefix is cut back to a chunk boundary
         unless all but the last token are reused."""
+        if not tokens:
+            raise ValueError("the prompt is empty")
         body = len(tokens) - 1
         keep = 0
         while keep < min(len(self.cached), body) and self.cached[keep] == tokens[keep]:

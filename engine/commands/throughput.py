@@ -5,7 +5,7 @@ calls of llama-cpp-python's high-level `Llama.create_completion`, (d) the self-e
 generation time, for both strategies: hidden states collected while decoding ("decode": k=5 with embeddings minus
 k=5 without) and the candidates re-read over the cached prompt ("reread"). With `--draft-model`, also (e) greedy
 single-sequence speed with and without speculative decoding. Each timing is the best of `--repeat` runs, since the
-machine may be shared.
+machine may be shared; the rounds are interleaved, so a burst of load elsewhere slows every measurement alike.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def bench_main(argv: list[str]) -> int:
     parser.add_argument("--draft-model", help="also measure speculative decoding with this draft model")
     parser.add_argument("--max-tokens", type=int, default=96, help="tokens per sequence (default 96)")
     parser.add_argument("--n-threads", type=int, help="llama.cpp threads (default: the `n_threads` setting)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts (default 2)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of all measurements, interleaved; each one's best round counts (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     from engine import config
@@ -46,15 +47,22 @@ def bench_main(argv: list[str]) -> int:
     return 0
 
 
-def _best(repeat: int, run) -> tuple[float, int, object]:
-    """(seconds, tokens, last result) of the fastest of `repeat` runs of run() -> (tokens, result)."""
-    best = None
+def _timed(run) -> tuple[float, int, object]:
+    """(seconds, tokens, result) of one call of run() -> (tokens, result)."""
+    start = time.perf_counter()
+    tokens, result = run()
+    return time.perf_counter() - start, tokens, result
+
+
+def best_of_rounds(jobs: dict, repeat: int) -> dict:
+    """Each job once per round, rounds interleaved (so a burst of load elsewhere hits every job alike); for each
+    job the round with the least time per token counts."""
+    best: dict = {}
     for _ in range(repeat):
-        start = time.perf_counter()
-        tokens, result = run()
-        elapsed = time.perf_counter() - start
-        if best is None or elapsed / max(tokens, 1) < best[0] / max(best[1], 1):
-            best = (elapsed, tokens, result)
+        for name, job in jobs.items():
+            seconds, tokens, result = _timed(job)
+            if name not in best or seconds / max(tokens, 1) < best[name][0] / max(best[name][1], 1):
+                best[name] = (seconds, tokens, result)
     return best
 
 
@@ -64,6 +72,7 @@ def measure(model: str, draft_model: str | None, *, max_tokens: int, n_threads: 
 
     path = resolve_model(model)
     runtime = Runtime.load(path, n_ctx=4096, n_threads=n_threads)
+    llm = _high_level(path, runtime.n_threads)
     prompt = runtime.format_chat([{"role": "user", "content": PROMPT}])
     samplings = [Sampling(seed=seed) for seed in range(8)]
 
@@ -71,27 +80,56 @@ def measure(model: str, draft_model: str | None, *, max_tokens: int, n_threads: 
         gens = runtime.generate(prompt, samplings[:k], max_tokens=max_tokens, embed=embed)
         return sum(len(g.token_ids) for g in gens), gens
 
-    generate(1)  # warm-up: page the weights in, cache the prompt
-    single = _best(repeat, lambda: generate(1))
-    batched = {k: _best(repeat, lambda k=k: generate(k)) for k in (5, 8)}
-    with_embeddings = _best(repeat, lambda: generate(5, embed=True))
-    texts = [g.text for g in batched[5][2]]
-    reread = _best(repeat, lambda: (sum(len(runtime.tokenize(t)) for t in texts), runtime.embed(prompt, texts)))
-    strategy = runtime.embed_strategy
-    info = runtime.info
-    speculative = _speculative(runtime, path, draft_model, prompt, max_tokens, n_threads, repeat)
-    runtime.close()
-    sequential = _sequential(path, prompt, samplings[:5], max_tokens, n_threads, repeat)
+    def greedy(rt: Runtime):
+        gens = rt.generate(prompt, [Sampling(temperature=0)], max_tokens=max_tokens, embed=False)
+        return len(gens[0].token_ids), gens
 
-    rate = {name: tokens / seconds for name, (seconds, tokens, _) in
-            {"single": single, "5": batched[5], "8": batched[8], "sequential": sequential}.items()}
-    base = batched[5][0]
-    per_token = {"plain": base / batched[5][1], "embed": with_embeddings[0] / with_embeddings[1]}
-    fraction_decode = per_token["embed"] / per_token["plain"] - 1  # the token counts of the two runs may differ
-    fraction_reread = reread[0] / base
+    def sequential():
+        tokens = 0
+        for s in samplings[:5]:
+            out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p,
+                                        top_k=s.top_k, min_p=s.min_p, seed=s.seed)
+            tokens += out["usage"]["completion_tokens"]
+        return tokens, None
+
+    load_before = os.getloadavg()
+    texts = [g.text for g in generate(5)[1]]  # warm-up (weights paged in, prompt cached) and the reread texts
+    llm.create_completion(prompt, max_tokens=4)
+    jobs = {"single": lambda: generate(1), "5": lambda: generate(5), "8": lambda: generate(8),
+            "5+embed": lambda: generate(5, embed=True),
+            "reread": lambda: (sum(len(runtime.tokenize(t)) for t in texts), runtime.embed(prompt, texts)),
+            "sequential": sequential}
+    spec = Runtime.load(path, n_ctx=4096, n_threads=n_threads, draft_model=draft_model) if draft_model else None
+    if spec is not None:
+        jobs.update({"greedy": lambda: greedy(runtime), "speculative": lambda: greedy(spec)})
+    try:
+        best = best_of_rounds(jobs, repeat)
+    finally:
+        llm.close()
+        runtime.close()
+        if spec is not None:
+            spec.close()
+    return _report(best, runtime, path, max_tokens, repeat, load_before, draft_model)
+
+
+def _high_level(path, n_threads: int):
+    """llama-cpp-python's high-level API on the same file, for (c): the way a caller without batching would go."""
+    from llama_cpp import Llama
+
+    return Llama(str(path), n_ctx=4096, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+
+
+def _report(best: dict, runtime, path, max_tokens: int, repeat: int, load_before, draft_model) -> dict:
+    rate = {name: tokens / seconds for name, (seconds, tokens, _) in best.items()}
+    per_token = {name: seconds / tokens for name, (seconds, tokens, _) in best.items() if tokens}
+    fraction_decode = per_token["5+embed"] / per_token["5"] - 1  # the token counts of the two runs may differ
+    fraction_reread = best["reread"][0] / best["5"][0]
+    strategy = runtime.embed_strategy
     report = {
-        "model": str(path), "model_name": info.name, "n_embd": info.n_embd, "n_threads": runtime.n_threads,
-        "max_tokens": max_tokens, "repeat": repeat, "load_average": list(os.getloadavg()),
+        "model": str(path), "model_name": runtime.info.name, "n_embd": runtime.info.n_embd,
+        "n_threads": runtime.n_threads, "max_tokens": max_tokens, "repeat": repeat,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "single_tok_s": round(rate["single"], 2),
         "batched_tok_s": {"5": round(rate["5"], 2), "8": round(rate["8"], 2)},
         "sequential_tok_s": round(rate["sequential"], 2),
@@ -101,62 +139,23 @@ def measure(model: str, draft_model: str | None, *, max_tokens: int, n_threads: 
         "ratios": {"batched_5_over_single": round(rate["5"] / rate["single"], 3),
                    "batched_8_over_single": round(rate["8"] / rate["single"], 3),
                    "batched_5_over_sequential": round(rate["5"] / rate["sequential"], 3)},
-        "tokens": {"single": single[1], "5": batched[5][1], "8": batched[8][1], "sequential": sequential[1]},
+        "tokens": {name: best[name][1] for name in ("single", "5", "8", "sequential")},
         "targets": TARGETS,
     }
-    if speculative:
-        report["speculative"] = speculative
+    if draft_model:
+        same = best["greedy"][2][0].token_ids == best["speculative"][2][0].token_ids
+        report["speculative"] = {"draft_model": str(draft_model), "greedy_tok_s": round(rate["greedy"], 2),
+                                 "speculative_tok_s": round(rate["speculative"], 2),
+                                 "speedup": round(rate["speculative"] / rate["greedy"], 3), "same_output": same}
     return report
-
-
-def _sequential(path, prompt: str, samplings, max_tokens: int, n_threads: int, repeat: int):
-    """k=5 as five calls of the high-level API, the way a caller without batching would do it."""
-    from llama_cpp import Llama
-
-    from engine.runtime import default_threads
-
-    threads = n_threads or default_threads()
-    llm = Llama(str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False)
-
-    def five_calls():
-        tokens = 0
-        for s in samplings:
-            out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p,
-                                        top_k=s.top_k, min_p=s.min_p, seed=s.seed)
-            tokens += out["usage"]["completion_tokens"]
-        return tokens, None
-
-    llm.create_completion(prompt, max_tokens=4)  # warm-up, as for the batched runs
-    try:
-        return _best(repeat, five_calls)
-    finally:
-        llm.close()
-
-
-def _speculative(runtime, path, draft_model, prompt, max_tokens, n_threads, repeat) -> dict | None:
-    if not draft_model:
-        return None
-    from engine.runtime import Runtime, Sampling
-
-    greedy = [Sampling(temperature=0)]
-    plain = _best(repeat, lambda: _count(runtime.generate(prompt, greedy, max_tokens=max_tokens, embed=False)))
-    with Runtime.load(path, n_ctx=4096, n_threads=n_threads, draft_model=draft_model) as spec:
-        fast = _best(repeat, lambda: _count(spec.generate(prompt, greedy, max_tokens=max_tokens, embed=False)))
-    same = plain[2][0].token_ids == fast[2][0].token_ids
-    plain_rate, fast_rate = plain[1] / plain[0], fast[1] / fast[0]
-    return {"draft_model": str(draft_model), "greedy_tok_s": round(plain_rate, 2),
-            "speculative_tok_s": round(fast_rate, 2), "speedup": round(fast_rate / plain_rate, 3), "same_output": same}
-
-
-def _count(gens):
-    return sum(len(g.token_ids) for g in gens), gens
 
 
 def format_report(r: dict) -> str:
     ratios, t = r["ratios"], r["targets"]
     lines = [
         f"model {r['model_name']} ({r['model']}), {r['n_threads']} threads, {r['max_tokens']} tokens per sequence, "
-        f"best of {r['repeat']}, load average {r['load_average'][0]:.2f}",
+        f"best of {r['repeat']} rounds, load average {r['load_average_before'][0]:.2f} before, "
+        f"{r['load_average_after'][0]:.2f} after",
         f"(a) single sequence          {r['single_tok_s']:8.2f} tok/s",
         f"(b) batched k=5              {r['batched_tok_s']['5']:8.2f} tok/s  = {ratios['batched_5_over_single']:.2f}x "
         f"single (target >= {t['batched_5_over_single']}x)",

@@ -119,9 +119,11 @@ def test_cancellation_between_steps_frees_the_sequences(runtime, prompt):
     assert runtime.generate(prompt, [GREEDY], max_tokens=4)[0].token_ids  # and the runtime goes on
 
 
-def test_prompt_too_long_for_the_context_is_a_clear_error(runtime):
+def test_prompts_that_cannot_be_read_are_clear_errors(runtime):
     with pytest.raises(ValueError, match="no room is left"):
         runtime.generate("word " * 5000, [GREEDY], max_tokens=8)
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        runtime.embed("", ["x = 1"])
 
 
 def test_bad_model_files_are_refused_before_llama_cpp(tmp_path):
