@@ -77,7 +77,8 @@ def _headline(summary: dict) -> str:
         f"  first pick {pct('first_pick_accuracy')} on {summary.get('mixed_tasks', 0)} mixed tasks (random "
         f"{pct('random_pick_expectation')}, log-probability {pct('logprob_first_pick_accuracy')}, Lens "
         f"{pct('lens_first_pick_accuracy')})   AUC {num('auc', '{:.3f}')}   energy gap {num('energy_gap', '{:.3f}')}",
-        f"  {num('tasks_per_hour')} tasks/hour, {num('tokens_per_s')} generated tokens/s   tiers "
+        f"  {num('tasks_per_hour')} tasks/hour ({num('tasks_per_hour_median')} at the median task), "
+        f"{num('tokens_per_s')} generated tokens/s   tiers "
         + ", ".join(f"{t} {n}" for t, n in summary.get("tier_counts", {}).items()),
     ]
     lines += [f"  note: {n}" for n in summary.get("notes", [])]

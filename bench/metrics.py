@@ -64,8 +64,12 @@ def throughput(records: Sequence[dict]) -> dict[str, Any]:
     wall_seconds = solve_seconds + sum(float(r.get("grade_seconds") or 0.0) for r in records)
     tokens = sum(int(r.get("tokens") or 0) for r in records)
     generate_seconds = sum(float(r.get("generate_seconds") or 0.0) for r in records)
+    per_task = [float(r.get("seconds") or 0.0) for r in records]
+    median = float(np.median(per_task)) if per_task else 0.0
     return {
         "tasks_per_hour": 3600.0 * len(records) / solve_seconds if solve_seconds else None,
+        # 3600 / the median task's seconds: steadier than the mean on a machine shared with other work
+        "tasks_per_hour_median": 3600.0 / median if median else None,
         "tasks_per_hour_with_grading": 3600.0 * len(records) / wall_seconds if wall_seconds else None,
         "tokens_per_s": tokens / (generate_seconds or solve_seconds) if tokens and (generate_seconds or solve_seconds)
         else None,
@@ -123,6 +127,7 @@ def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any]
         "energy_quartiles": chosen["energy_quartiles"],
         "tasks_per_hour": speed["tasks_per_hour"],
         "tasks_per_hour_with_grading": speed["tasks_per_hour_with_grading"],
+        "tasks_per_hour_median": speed["tasks_per_hour_median"],
         "tokens_per_s": speed["tokens_per_s"],
         "tokens": speed["tokens"],
         "solve_seconds": speed["solve_seconds"],

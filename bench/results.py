@@ -12,7 +12,7 @@ from typing import Any, Iterator
 RESULTS = "results.jsonl"
 RUN = "run.json"
 # Options that change what a result means: resuming with different ones would mix two experiments in one file.
-IDENTITY = ("dataset", "mode", "model", "k", "epochs", "seed")
+IDENTITY = ("dataset", "mode", "model", "k", "epochs", "seed", "max_tokens")
 
 
 class RunMismatch(Exception):
