@@ -40,7 +40,9 @@ class Settings:
     model: str = setting("qwen2.5-coder-0.5b", "Model: a profile name or a path to a GGUF file.")
     draft_model: str | None = setting(None, "Draft model for speculative decoding: a profile name or a GGUF path.",
                                       nullable=True)
-    n_ctx: int = setting(4096, "Context length in tokens.", minimum=512, maximum=131072)
+    # 8192: HARD decodes k=20 sequences in one shared context, which needs about 20 x the token budget.
+    n_ctx: int = setting(8192, "Context length in tokens (shared by all candidates of a batch).", minimum=512,
+                         maximum=131072)
     n_threads: int = setting(0, "CPU threads for llama.cpp (0 = one per physical core).", minimum=0, maximum=512)
     n_gpu_layers: int = setting(0, "Layers offloaded to the GPU (-1 = all, 0 = CPU only).", minimum=-1,
                                 maximum=100000)

@@ -41,5 +41,12 @@ def database_path() -> Path:
     return data_dir() / "atlas.sqlite3"
 
 
+def lens_dir() -> Path:
+    """Lens checkpoints, one file per model fingerprint."""
+    path = data_dir() / "lens"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def user_config_path() -> Path:
     return config_dir() / "config.toml"

@@ -201,6 +201,9 @@ class Solver:
 
     @property
     def learner(self):
+        # Read the model info before taking the lock: waiting for the model to load while holding it would block a
+        # job on the worker thread that needs the learner, and that job blocks the load.
+        info = self.info if self._learner is None else None
         with self._setup_lock:
             if self._learner is None:
                 from engine import paths
@@ -210,8 +213,8 @@ class Solver:
                 s = self.settings
                 # Its own connection: the Learner writes from a background thread, and SQLite transactions on one
                 # shared connection would interleave.
-                self._learner = Learner(open_database(self.db_path, report=self.report), paths.data_dir() / "lens",
-                                        self.info.fingerprint, self.info.n_embd,
+                self._learner = Learner(open_database(self.db_path, report=self.report), paths.lens_dir(),
+                                        info.fingerprint, info.n_embd,
                                         retrain_every=s.lens_retrain_every, min_per_class=s.lens_min_per_class,
                                         train_threads=s.lens_train_threads, report=self.report)
             return self._learner

@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
 # --- where things are ---
 
 def checkpoint_dir() -> Path:
-    from engine.paths import data_dir
+    from engine.paths import lens_dir
 
-    return data_dir() / "lens"
+    return lens_dir()
 
 
 def open_store():
