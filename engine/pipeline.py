@@ -312,7 +312,10 @@ class Solver:
         similarity = None
         if self.settings.cache_enabled and self.cache.count():
             matches = self._similar(run)
-            similarity = matches[0].score if matches else 0.0
+            # A related solved task makes a task easier; having solved only unrelated ones says nothing about it
+            # (as 0 similarity it read as "hard" and sent easy tasks to HARD), so a weak best match drops out.
+            best = matches[0].score if matches else 0.0
+            similarity = best if best >= self.settings.cache_hint_similarity else None
             run.hints = [_hint_text(m) for m in matches if m.score >= self.settings.cache_hint_similarity]
             run.hints = run.hints[: self.settings.cache_max_hints]
         return Signals(cache_similarity=similarity, retrieval_confidence=retrieval_confidence(task),

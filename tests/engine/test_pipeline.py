@@ -210,6 +210,17 @@ def test_similar_solved_task_lends_a_hint_to_the_prompt(tmp_path: Path):
     assert result.extra["route"]["signals"]["cache_similarity"] >= 0.5
 
 
+def test_only_unrelated_solved_tasks_leave_the_cache_signal_out(tmp_path: Path):
+    solver, _ = make_solver(tmp_path, always(RIGHT))
+    solver.cache.insert(Task(prompt='def shout(text):\n    """Upper-case the text and add an exclamation mark."""\n',
+                             entry_point="shout"), "def shout(text):\n    return text.upper() + '!'\n",
+                        embedding=_vector("unrelated"), model_fp="scripted-model")
+    result = solver.solve(add_task(), k=1)
+    signals = result.extra["route"]["signals"]
+    assert signals["cache_similarity"] is None  # no opinion, rather than "no similar task, so hard"
+    assert signals["complexity"] is not None
+
+
 def test_progress_phases_in_order(tmp_path: Path):
     solver, _ = make_solver(tmp_path, always(RIGHT))
     seen: list[Progress] = []
