@@ -40,14 +40,27 @@ class ServerDied(RuntimeError):
     """A fork server stopped answering (a candidate may have killed it); the test it ran counts as a crash."""
 
 
-def bwrap_prefix(base: Path) -> list[str]:
+def bwrap_prefix(base: Path, python: str) -> list[str]:
     """bubblewrap: every namespace, a read-only root, fresh /dev, /proc and /tmp, and only `base` writable."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise IsolationUnavailable("bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
     return [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", str(base), str(base), "--chdir", str(base), "--"]
+            *readonly_binds_under_tmp(python), "--bind", str(base), str(base), "--chdir", str(base), "--"]
+
+
+def readonly_binds_under_tmp(python: str) -> list[str]:
+    """The fresh /tmp would hide an interpreter or a checkout that lives under /tmp (a CI clone, a throwaway
+    venv): bind those back, read-only, so the server can start there too."""
+    venv_root = Path(os.path.abspath(python)).parent.parent  # pyvenv.cfg and site-packages
+    needed = {venv_root, Path(python).resolve().parent.parent, CHILD.resolve().parent}
+    under_tmp = sorted({p.resolve() for p in needed if p.resolve().is_relative_to("/tmp")}, key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for path in under_tmp:  # a folder already bound brings its subfolders along
+        if not any(path.is_relative_to(outer) for outer in kept):
+            kept.append(path)
+    return [arg for path in kept for arg in ("--ro-bind", str(path), str(path))]
 
 
 def server_env(base: Path) -> dict[str, str]:
@@ -81,12 +94,13 @@ class Server:
         self.log = tempfile.TemporaryFile()
         self._write_lock = threading.Lock()
         self._buffer = b""
-        argv = [python or sys.executable, "-I", "-B", "-c", BOOT, str(CHILD), "--level", level,
+        python = python or sys.executable
+        argv = [python, "-I", "-B", "-c", BOOT, str(CHILD), "--level", level,
                 "--outer-uid", str(os.geteuid()), "--outer-gid", str(os.getegid()), "--parent", str(os.getpid()),
                 "--once", "1" if once else "0"] + (["--features", json.dumps(features)] if features else [])
         try:
             if level == "bwrap":
-                argv = bwrap_prefix(self.base) + argv
+                argv = bwrap_prefix(self.base, python) + argv
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                          env=server_env(self.base), cwd=self.base, start_new_session=True)
             ready = self._read(START_TIMEOUT_S)

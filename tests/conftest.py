@@ -20,6 +20,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def shared_file(name: str) -> Path:
+    """A file of the team's shared data folder (../shared/data next to the checkout); tests that read one skip,
+    saying so, on a clone that has no such folder next to it."""
+    import pytest
+
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared data not present next to this checkout: {path}")
+    return path
+
+
 # --- the real default model, shared by every suite that needs it (runtime engineer) ---
 import pytest  # noqa: E402
 

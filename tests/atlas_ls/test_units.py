@@ -28,8 +28,11 @@ def test_initialization_options_flat_nested_and_bad():
 
 
 def test_defaults_from_the_editor_do_not_hide_lower_layers():
-    assert without_defaults({"n_ctx": 4096, "nThreads": 2, "tierK": [1, 5, 20], "model": "other"}) == \
+    from engine.config import Settings
+    default_n_ctx = Settings().n_ctx
+    assert without_defaults({"n_ctx": default_n_ctx, "nThreads": 2, "tierK": [1, 5, 20], "model": "other"}) == \
         {"nThreads": 2, "model": "other"}
+    assert without_defaults({"n_ctx": default_n_ctx + 1}) == {"n_ctx": default_n_ctx + 1}
 
 
 def test_layers_in_order(tmp_path: Path):

@@ -13,7 +13,7 @@ import pytest
 from bench.datasets import DatasetError, load_dataset
 from bench.datasets import evalplus, gpqa, humaneval, lcb, scicode
 from bench.datasets.base import HIDDEN, PUBLIC_ONLY
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -76,7 +76,7 @@ def test_lcb_refuses_a_pickle_that_would_run_code(tmp_path):
 
 
 def test_lcb_shared_public_file_is_public_tests_only():
-    data = load_dataset(f"lcb:{SHARED_DATA / 'lcb_v5_public_279.jsonl'}")
+    data = load_dataset(f"lcb:{shared_file('lcb_v5_public_279.jsonl')}")
     assert len(data.items) == 279 and not data.skipped
     assert data.graded_on == PUBLIC_ONLY
     assert data.stats["by_test_kind"] == {"stdin": 175, "functional": 104}
@@ -99,7 +99,7 @@ def test_gpqa_shuffles_with_a_fixed_seed_and_skips_empty_rows():
 
 
 def test_gpqa_shared_file_answers_are_spread_over_the_letters():
-    data = gpqa.load(SHARED_DATA / "gpqa_diamond.csv")
+    data = gpqa.load(shared_file("gpqa_diamond.csv"))
     assert len(data.items) == 198
     letters = [item.grading.answer for item in data.items]
     assert all(letters.count(letter) > 25 for letter in "ABCD")

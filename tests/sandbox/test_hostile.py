@@ -323,3 +323,22 @@ def test_killing_the_fork_server_costs_only_that_test():
     assert [t.status for t in verdict.tests] == ["pass", "pass", "crash", "pass", "pass"]
     assert "server died" in verdict.tests[2].stderr_tail
     assert run("print(int(input()) * 2)", level).passed
+
+
+def test_bwrap_server_starts_with_an_interpreter_under_tmp(tmp_path_factory):
+    """bwrap gives each test a fresh /tmp; an interpreter that lives under /tmp (a CI clone's venv) must still be
+    visible inside, read-only, or the strongest level silently falls back to a weaker one."""
+    from sandbox.server import Server
+    from tests.sandbox.conftest import available_level
+
+    available_level("bwrap")
+    venv = Path(tempfile.mkdtemp(prefix="atlas-venv-", dir="/tmp"))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--copies", "--without-pip", str(venv)], check=True)
+        server = Server("bwrap", python=str(venv / "bin" / "python"))
+        try:
+            assert server.alive and server.features is not None
+        finally:
+            server.close()
+    finally:
+        shutil.rmtree(venv)
