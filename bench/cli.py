@@ -81,6 +81,11 @@ def _headline(summary: dict) -> str:
         f"{num('tokens_per_s')} generated tokens/s   tiers "
         + ", ".join(f"{t} {n}" for t, n in summary.get("tier_counts", {}).items()),
     ]
+    labelled = summary.get("labelled_set")
+    if labelled:
+        lines.append(f"  Lens labels: {labelled['samples']} candidates of {labelled['tasks']} tasks "
+                     f"({labelled['mixed_tasks']} mixed) in {labelled['path']}; measure with "
+                     f"`atlas-ls lens cv --data {labelled['path']}`")
     lines += [f"  note: {n}" for n in summary.get("notes", [])]
     return "\n".join(lines)
 

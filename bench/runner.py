@@ -34,6 +34,7 @@ from bench.audit import AuditingWorker, PromptLog, hidden_fingerprints, leaked
 from bench.datasets.base import BenchItem, Dataset
 from bench.datasets.gpqa import extract_letter
 from bench.grading import Grade, grade_choice, grade_code
+from bench.labels import gather_labelled_set, save_task_samples
 from bench.progress import ProgressBar
 from bench.results import RunFolder
 
@@ -184,6 +185,8 @@ def solve_code(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict
         committed = grades[codes.index(result.code)]
     else:
         committed = grade_code(item, [result.code])[0]
+    save_task_samples(engine.state.parent, item.task.key, [c.embedding for c in result.candidates],
+                      [g.passed for g in grades], [c.mean_logprob for c in result.candidates])
     return {
         "pass_at_1": committed.passed, "pass_at_k": any(g.passed for g in grades) or committed.passed,
         "committed_detail": committed.detail[:300], "verified": bool(result.verified), "tier": result.tier,
@@ -257,6 +260,8 @@ def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> di
     committed = grade_choice(item, [answer])[0]
     order = ranking.order if ranking is not None else list(range(len(generations)))
     rank_of = {index: position + 1 for position, index in enumerate(order)}
+    save_task_samples(engine.state.parent, task.key, [] if X is None else list(X), [g.passed for g in grades],
+                      logprobs)
     if config.mode == "atlas" and X is not None:  # labels of this finished question teach later ones only
         solver.learner.record(task.key, [(hashlib.sha256(g.text.encode()).hexdigest()[:32], X[i], grades[i].passed,
                                           logprobs[i]) for i, g in enumerate(generations)], source="bench")
@@ -390,6 +395,7 @@ def finish(folder: RunFolder, dataset: Dataset, config: RunConfig, items: Sequen
     summary["complete"] = len(records) == len(items)
     summary["hidden_text_in_prompts"] = leaks
     summary["lens_retrains"] = retrains
+    summary["labelled_set"] = gather_labelled_set(folder.path, [r["task_key"] for r in records])
     folder.write("summary.json", _json(summary))
     folder.write("report.html", report.render(summary, records))
     return summary

@@ -576,7 +576,8 @@ def _winner(run: _Run) -> _Candidate | None:
 
 def _report(c: _Candidate) -> CandidateReport:
     return CandidateReport(code=c.code, energy=c.energy, confidence=c.confidence, mean_logprob=c.mean_logprob,
-                           rank=c.rank, verdict=c.verdict, greedy=c.greedy, tokens=c.tokens)
+                           rank=c.rank, verdict=c.verdict, greedy=c.greedy, tokens=c.tokens,
+                           embedding=c.embedding)
 
 
 def _note(run: _Run, verified: bool, cancelled: bool) -> str:

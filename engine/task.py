@@ -62,6 +62,9 @@ class CandidateReport:
     verdict: Verdict | None = None  # None when the sandbox never ran it (early exit, no tests)
     greedy: bool = False
     tokens: int = 0
+    # The model's own reading of this candidate (mean final hidden state, n_embd floats); the bench stores it with
+    # the hidden-test label so the Lens can be measured on real labels. Never shown to a client.
+    embedding: Any = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool | None:

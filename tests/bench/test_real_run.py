@@ -49,6 +49,13 @@ def test_real_run_writes_every_output(finished_run):
     assert summary["graded_on"] == "hidden tests"
     assert [row["epoch"] for row in summary["learning_curve"]] == [1, 2]
     assert "1" in summary["lens_retrains"]
+    labelled = summary["labelled_set"]  # every candidate, with its hidden verdict, for `atlas-ls lens cv --data`
+    assert labelled["samples"] == sum(len(r["candidates"]) for r in records) and labelled["tasks"] == 2
+    from lens.store import read_labelled_set
+    X, y, keys, logprobs = read_labelled_set(out / "lens_set.npz")
+    assert X.shape == (labelled["samples"], 896)
+    assert list(y) == [c["hidden"] for r in records for c in r["candidates"]]
+    assert set(keys) == {r["task_key"] for r in records}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
 
