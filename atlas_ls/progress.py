@@ -31,7 +31,7 @@ _tokens = itertools.count(1)
 
 
 def phase_text(progress: Any) -> str:
-    """e.g. "generating 12/128 (3 candidates: token 12 of at most 128)", "testing 1/3 (rank 1: passed)",
+    """e.g. "generating 1/3 (token 12 of at most 128)", "testing 1/3 (rank 1: passed)",
     "escalating (STANDARD, k=5)", "routing"."""
     phase, done, total = progress.phase, progress.done, progress.total
     text = f"{phase} {done}/{total}" if phase in ("generating", "testing") and total else phase
@@ -41,6 +41,9 @@ def phase_text(progress: Any) -> str:
 
 def phase_percentage(progress: Any) -> int:
     low, high = SPANS.get(progress.phase, (0, 0))
+    fraction = getattr(progress, "fraction", None)
+    if fraction is not None:  # finer than done/total (generating: tokens move before candidates finish)
+        return int(low + (high - low) * min(max(fraction, 0.0), 1.0))
     if progress.total:
         return int(low + (high - low) * min(progress.done, progress.total) / progress.total)
     return low

@@ -55,6 +55,7 @@ class Progress:
     done: int = 0
     total: int = 0
     message: str = ""
+    fraction: float | None = None  # of the phase's work, where done/total is coarser (candidates finishing together)
 
 
 class _Stop(Exception):
@@ -114,10 +115,11 @@ class _Run:
         self.route: Route | None = None
         self.task_embedding: np.ndarray | None = None
 
-    def emit(self, phase: str, done: int = 0, total: int = 0, message: str = "") -> None:
+    def emit(self, phase: str, done: int = 0, total: int = 0, message: str = "",
+             fraction: float | None = None) -> None:
         if self.progress is not None:
             try:
-                self.progress(Progress(phase, done, total, message))
+                self.progress(Progress(phase, done, total, message, fraction))
             except Exception:  # a broken progress callback must not lose the solve
                 log.exception("progress callback failed")
 
@@ -397,14 +399,15 @@ class Solver:
                                seed=self._seed(task, offset + i + 1)) for i in range(plan.k - len(samplings))]
         messages = prompts.build_messages(task, run.hints)
         k = len(samplings)
-        run.emit("generating", 0, plan.max_tokens, f"{plan.tier}: {k} candidate{'s' * (k != 1)}")
+        run.emit("generating", 0, k, f"{plan.tier}: token 0 of at most {plan.max_tokens}", 0.0)
 
         def job(rt):
             prompt = rt.format_chat(messages) + prompts.assistant_prefill(task)
             out = []
             for start in range(0, k, MAX_BATCH):  # one batch unless k exceeds the runtime's sequence ids
                 out += rt.generate(prompt, samplings[start:start + MAX_BATCH], max_tokens=plan.max_tokens,
-                                   stop=prompts.stop_sequences(task), cancel=run.cancel, on_step=_on_step(run, k),
+                                   stop=prompts.stop_sequences(task), cancel=run.cancel,
+                                   on_step=_on_step(run, k, start, len(samplings[start:start + MAX_BATCH])),
                                    embed=True)
             return out
 
@@ -416,8 +419,7 @@ class Solver:
                 code=prompts.extract(g.text, task), text=g.text, tier=plan.tier, greedy=g.greedy,
                 mean_logprob=float(g.mean_logprob), tokens=len(g.token_ids),
                 embedding=None if g.embedding is None else np.asarray(g.embedding, dtype=np.float32)))
-        steps = max((c.tokens for c in attempt.candidates), default=0)
-        run.emit("generating", steps, steps, f"{k} generated")
+        run.emit("generating", k, k, f"{k} generated", 1.0)
 
     def _seed(self, task: Task, index: int) -> int:
         """Fixed per (setting seed, task, candidate index): the same request gives the same candidates."""
@@ -528,11 +530,15 @@ class Solver:
 # --- helpers ---------------------------------------------------------------------------------------------------------
 
 
-def _on_step(run: _Run, k: int) -> Callable[[int, int], None]:
-    """Runtime steps (one token of every live candidate) as "generating step/budget" progress: the phase's total is
-    its token budget, since the runtime reports decode steps, not finished candidates."""
-    def step(done: int, budget: int) -> None:
-        run.emit("generating", done, budget, f"{k} candidate{'s' * (k != 1)}: token {done} of at most {budget}")
+def _on_step(run: _Run, k: int, batch_start: int = 0, batch_size: int | None = None) -> Callable[..., None]:
+    """Runtime steps as "generating i/k" progress (i candidates finished); the token count, which moves every
+    step, goes in the message and the fraction, since candidates decoded together tend to finish together."""
+    size = k - batch_start if batch_size is None else batch_size
+
+    def step(done: int, budget: int, finished: int = 0) -> None:
+        finished += batch_start
+        by_tokens = (batch_start + size * min(done, budget) / max(budget, 1)) / k
+        run.emit("generating", finished, k, f"token {done} of at most {budget}", max(by_tokens, finished / k))
     return step
 
 

@@ -453,9 +453,10 @@ class Runtime:
     # --- generation -----------------------------------------------------------------------------------------------
 
     def generate(self, prompt: str, samplings: Sequence[Sampling], *, max_tokens: int, stop: Sequence[str] = (),
-                 cancel: threading.Event | None = None, on_step: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None, on_step: Callable[[int, int, int], None] | None = None,
                  embed: bool = True) -> list[Generation]:
-        """k = len(samplings) candidates decoded together. `on_step(step, budget)` after every decode step.
+        """k = len(samplings) candidates decoded together. `on_step(step, budget, finished)` after every decode
+        step, `finished` counting the candidates that have stopped.
         Raises Cancelled when `cancel` is set (checked between steps)."""
         k = len(samplings)
         if not 1 <= k <= self._ctx.n_seq_max:
@@ -529,7 +530,7 @@ class Runtime:
                     seqs[seq_id].add_hidden(states[row])
             step += 1
             if on_step is not None:
-                on_step(step, budget)
+                on_step(step, budget, sum(s.finish is not None for s in seqs))
 
     def _reread(self, seqs: list[_Sequence], n_prompt: int) -> None:
         """The "reread" strategy: drop the generated cells, then read the candidates' content tokens again over
@@ -639,7 +640,7 @@ class Runtime:
                 draft.truncate(0, n_past)
                 draft_valid = min(draft_end, n_past)
                 if on_step is not None:
-                    on_step(len(seq.tokens), budget)
+                    on_step(len(seq.tokens), budget, 0)
             if embed and seq.finish != "eog":  # the last token's own state
                 ctx.batch.clear()
                 ctx.batch.add(token, n_past, 0, True)

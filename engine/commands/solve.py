@@ -143,9 +143,12 @@ def _named_tests(workspace: Path, file: Path, qualname: str, tests: list[str]):
 def _solve(settings, task, args: argparse.Namespace):
     from engine.pipeline import Solver
 
+    last: list = [None]
+
     def progress(p) -> None:
-        if p.phase in ("generating", "testing") and 0 < p.done < p.total:
-            return  # phase starts and ends only: a line per token would drown the result
+        if (p.phase, p.done) == last[0]:
+            return  # a line when a phase starts or a candidate finishes; one per token would drown the result
+        last[0] = (p.phase, p.done)
         print(f"  {p.phase:<10} {p.done}/{p.total}  {p.message}", file=sys.stderr)
 
     try:

@@ -61,14 +61,17 @@ def test_invalid_values_name_the_key_and_what_is_accepted(tmp_path: Path):
 
 # --- progress ---
 
-def Progress(phase: str, done: int = 0, total: int = 0, message: str = "") -> SimpleNamespace:
+def Progress(phase: str, done: int = 0, total: int = 0, message: str = "",
+             fraction: float | None = None) -> SimpleNamespace:
     """The fields of engine.pipeline.Progress, which the reporter reads."""
-    return SimpleNamespace(phase=phase, done=done, total=total, message=message)
+    return SimpleNamespace(phase=phase, done=done, total=total, message=message, fraction=fraction)
 
 
 def test_phase_text_and_percentage():
-    assert phase_text(Progress("generating", 3, 128, "2 candidates: token 3 of at most 128")) == \
-        "generating 3/128 (2 candidates: token 3 of at most 128)"
+    assert phase_text(Progress("generating", 1, 3, "token 12 of at most 128")) == \
+        "generating 1/3 (token 12 of at most 128)"
+    # the fraction (tokens) moves the bar while no candidate has finished yet
+    assert phase_percentage(Progress("generating", 0, 3, "token 64 of at most 128", 0.5)) == 32
     assert phase_text(Progress("testing", 1, 2)) == "testing 1/2"
     assert phase_text(Progress("escalating", 0, 0, "STANDARD, k=5")) == "escalating (STANDARD, k=5)"
     assert phase_percentage(Progress("routing")) == 0

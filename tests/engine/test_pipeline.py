@@ -62,7 +62,7 @@ class ScriptedRuntime:
             if cancel is not None and cancel.is_set():
                 raise Cancelled([])
             if on_step:
-                on_step(step, max_tokens)
+                on_step(step, max_tokens, len(samplings) if step == 3 else 0)
         out = []
         for s in samplings:
             text = self.reply(s)
@@ -228,7 +228,11 @@ def test_progress_phases_in_order(tmp_path: Path):
     phases = [p.phase for p in seen]
     order = ["routing", "generating", "scoring", "testing", "learning", "done"]
     assert [p for p in dict.fromkeys(phases)] == order
-    assert any(p.phase == "generating" and 0 < p.done < p.total for p in seen)  # per decode step
+    generating = [p for p in seen if p.phase == "generating"]
+    assert all(p.total == 2 for p in generating)  # "generating i/k": candidates finished of k
+    assert [p.done for p in generating] == [0, 0, 0, 2, 2]  # none, steps 1 and 2, step 3 stops both, the end
+    fractions = [p.fraction for p in generating]
+    assert fractions == sorted(fractions) and 0 < fractions[1] < fractions[2] < 1 == fractions[-1]  # per step
 
 
 def test_cancel_during_generation_stops_before_the_sandbox(tmp_path: Path):
@@ -236,7 +240,7 @@ def test_cancel_during_generation_stops_before_the_sandbox(tmp_path: Path):
     cancel = threading.Event()
 
     def progress(p: Progress) -> None:
-        if p.phase == "generating" and p.done == 1:
+        if p.phase == "generating" and p.message.startswith("token 1 "):
             cancel.set()
 
     result = solver.solve(add_task(), k=2, cancel=cancel, progress=progress)

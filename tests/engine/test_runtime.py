@@ -104,13 +104,17 @@ def test_stop_strings_and_token_budget(runtime, prompt):
 def test_cancellation_between_steps_frees_the_sequences(runtime, prompt):
     cancel = threading.Event()
 
-    def on_step(step: int, budget: int) -> None:
+    finished_counts: list[int] = []
+
+    def on_step(step: int, budget: int, finished: int) -> None:
+        finished_counts.append(finished)
         if step == 3:
             cancel.set()
 
     with pytest.raises(Cancelled) as caught:
         runtime.generate(prompt, SAMPLED[:3], max_tokens=40, cancel=cancel, on_step=on_step)
     assert [g.finish_reason for g in caught.value.partial] == ["cancelled"] * 3
+    assert finished_counts == [0, 0, 0]  # none of the three had stopped when the cancel came
     assert [len(g.token_ids) for g in caught.value.partial] == [3, 3, 3]  # 3 steps: 3 tokens sampled and decoded
     L, ctx = runtime._ctx.L, runtime._ctx
     n_prompt = len(runtime.tokenize(prompt))
