@@ -85,6 +85,9 @@ class Settings:
     escalation_token_budget: int = setting(
         20000, "Most tokens one solve may generate over all its tiers; a tier whose budget would exceed what is left "
         "is not tried.", minimum=0, maximum=10_000_000)
+    test_timeout_s: float = setting(
+        6.0, "Wall-clock seconds one test run of a candidate may take in the sandbox (its CPU-time limit follows); "
+        "raise it for slow test suites or a busy machine.", minimum=0.5, maximum=600.0)
     cache_enabled: bool = setting(True, "Use the pattern cache: reuse verified solutions, hint from similar tasks.")
     cache_strength_hours: float = setting(
         72.0, "Strength S of a new pattern-cache entry in hours (retention R = exp(-elapsed / S)).", minimum=0.001,

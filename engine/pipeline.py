@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import random
 import threading
 import time
@@ -39,7 +40,7 @@ from engine.config import Settings
 from engine.router import TIER_ORDER, Route, Router, Signals, TierPlan, plan_for_k, retrieval_confidence, \
     task_complexity
 from engine.task import CandidateReport, SolveResult, Task
-from sandbox.types import Verdict
+from sandbox.types import Limits, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +284,7 @@ class Solver:
                                        "re-run, so not verified now")
         run.emit("testing", 0, 1, "re-running the tests on the cached solution")
         with run.timed("test"):
-            verdict = _sandbox_run(entry.solution, tests)
+            verdict = _sandbox_run(entry.solution, tests, self._limits())
         run.check()
         self.cache.reinforce(entry.key, verdict.passed)
         if not verdict.passed:
@@ -458,6 +459,9 @@ class Solver:
         attempt.ranking, attempt.note = ranking.method, ranking.note
         return ranking.order, ranking.energies, ranking.confidences
 
+    def _limits(self) -> Limits:
+        return test_limits(self.settings.test_timeout_s)
+
     def _test(self, run: _Run, attempt: _Attempt) -> bool:
         """Run the candidates in rank order, equal code once, until one passes. True when one did."""
         unique: dict[str, list[_Candidate]] = {}
@@ -474,7 +478,7 @@ class Solver:
             run.emit("testing", counter["done"], len(codes), f"rank {groups[index][0].rank}: {status}")
 
         with run.timed("test"):
-            verdicts = _sandbox_ranked(codes, run.task.tests, run.cancel, on_result)
+            verdicts = _sandbox_ranked(codes, run.task.tests, run.cancel, on_result, self._limits())
         for group, verdict in zip(groups, verdicts):
             for c in group:
                 c.verdict = verdict
@@ -607,14 +611,20 @@ def _hint_text(match) -> str:
     return f"a similar task (`{match.entry.entry_point or 'unnamed'}`) was solved with {match.entry.hint}"
 
 
-def _sandbox_run(code: str, suite) -> Verdict:
+def test_limits(timeout_s: float) -> Limits:
+    """The sandbox's limits with the configured wall clock; CPU time may use all of it, plus a second."""
+    return Limits(timeout_s=timeout_s, cpu_s=max(Limits.cpu_s, math.ceil(timeout_s) + 1))
+
+
+def _sandbox_run(code: str, suite, limits: Limits) -> Verdict:
     import sandbox
 
-    return sandbox.run(code, suite)
+    return sandbox.run(code, suite, limits=limits)
 
 
 def _sandbox_ranked(codes: list[str], suite, cancel: threading.Event,
-                    on_result: Callable[[int, Verdict], None]) -> list[Verdict | None]:
+                    on_result: Callable[[int, Verdict], None], limits: Limits) -> list[Verdict | None]:
     import sandbox
 
-    return sandbox.run_ranked(codes, suite, stop_at_first_pass=True, cancel=cancel, on_result=on_result)
+    return sandbox.run_ranked(codes, suite, stop_at_first_pass=True, cancel=cancel, on_result=on_result,
+                              limits=limits)

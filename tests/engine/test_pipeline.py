@@ -345,3 +345,14 @@ def test_real_model_escalates_past_a_failing_greedy_candidate(tmp_path: Path, ru
     assert solver.conn.execute("SELECT sum(successes), sum(failures) FROM router_posteriors").fetchone() == (1, 1)
     entry = solver.cache.get(example_task("numbers_kit", "second_largest").key)
     assert entry is not None and entry.solution == result.code
+
+
+def test_the_test_timeout_setting_bounds_each_test_run(tmp_path: Path):
+    """`test_timeout_s` reaches the sandbox: a 2-second test times out under a 1-second limit and passes under 8."""
+    slow = "def add(a, b):\n    import time\n    time.sleep(2)\n    return a + b\n```"
+    tight, _ = make_solver(tmp_path / "tight", always(slow), test_timeout_s=1.0)
+    result = tight.solve(add_task(), k=1, use_cache=False)
+    assert not result.verified
+    assert result.candidates[0].verdict.tests[0].status == "timeout"
+    roomy, _ = make_solver(tmp_path / "roomy", always(slow), test_timeout_s=8.0, max_escalations=0)
+    assert roomy.solve(add_task(), k=1, use_cache=False).verified
