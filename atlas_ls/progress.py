@@ -41,9 +41,8 @@ def phase_text(progress: Any) -> str:
 
 def phase_percentage(progress: Any) -> int:
     low, high = SPANS.get(progress.phase, (0, 0))
-    fraction = getattr(progress, "fraction", None)
-    if fraction is not None:  # finer than done/total (generating: tokens move before candidates finish)
-        return int(low + (high - low) * min(max(fraction, 0.0), 1.0))
+    if progress.fraction is not None:  # finer than done/total (generating: tokens move before candidates finish)
+        return int(low + (high - low) * min(max(progress.fraction, 0.0), 1.0))
     if progress.total:
         return int(low + (high - low) * min(progress.done, progress.total) / progress.total)
     return low

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.selection_metrics import write_labelled_set
+from engine.selection_metrics import group_by_task, is_mixed, write_labelled_set
 
 FOLDER = "embeddings"
 LABELLED_SET = "lens_set.npz"
@@ -48,8 +48,6 @@ def gather_labelled_set(out: Path, task_keys: Sequence[str]) -> dict | None:
         return None
     path = Path(out) / LABELLED_SET
     write_labelled_set(path, np.concatenate(X), y, keys, logprobs)
-    by_task: dict[str, set[bool]] = {}
-    for key, label in zip(keys, y):
-        by_task.setdefault(key, set()).add(label)
+    by_task = group_by_task(keys, y)
     return {"path": str(path), "samples": len(y), "passing": int(sum(y)), "tasks": len(by_task),
-            "mixed_tasks": sum(len(labels) == 2 for labels in by_task.values())}
+            "mixed_tasks": sum(is_mixed(labels) for (labels,) in by_task.values())}

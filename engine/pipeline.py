@@ -406,10 +406,9 @@ class Solver:
             prompt = rt.format_chat(messages) + prompts.assistant_prefill(task)
             out = []
             for start in range(0, k, MAX_BATCH):  # one batch unless k exceeds the runtime's sequence ids
-                out += rt.generate(prompt, samplings[start:start + MAX_BATCH], max_tokens=plan.max_tokens,
-                                   stop=prompts.stop_sequences(task), cancel=run.cancel,
-                                   on_step=_on_step(run, k, start, len(samplings[start:start + MAX_BATCH])),
-                                   embed=True)
+                batch = samplings[start:start + MAX_BATCH]
+                out += rt.generate(prompt, batch, max_tokens=plan.max_tokens, stop=prompts.stop_sequences(task),
+                                   cancel=run.cancel, on_step=_on_step(run, k, start, len(batch)), embed=True)
             return out
 
         with run.timed("generate"):
@@ -534,14 +533,12 @@ class Solver:
 # --- helpers ---------------------------------------------------------------------------------------------------------
 
 
-def _on_step(run: _Run, k: int, batch_start: int = 0, batch_size: int | None = None) -> Callable[..., None]:
+def _on_step(run: _Run, k: int, batch_start: int, batch_size: int) -> Callable[[int, int, int], None]:
     """Runtime steps as "generating i/k" progress (i candidates finished); the token count, which moves every
     step, goes in the message and the fraction, since candidates decoded together tend to finish together."""
-    size = k - batch_start if batch_size is None else batch_size
-
-    def step(done: int, budget: int, finished: int = 0) -> None:
+    def step(done: int, budget: int, finished: int) -> None:
         finished += batch_start
-        by_tokens = (batch_start + size * min(done, budget) / max(budget, 1)) / k
+        by_tokens = (batch_start + batch_size * min(done, budget) / max(budget, 1)) / k
         run.emit("generating", finished, k, f"token {done} of at most {budget}", max(by_tokens, finished / k))
     return step
 

@@ -54,8 +54,8 @@ def readonly_binds_under_tmp(python: str) -> list[str]:
     """The fresh /tmp would hide an interpreter or a checkout that lives under /tmp (a CI clone, a throwaway
     venv): bind those back, read-only, so the server can start there too."""
     venv_root = Path(os.path.abspath(python)).parent.parent  # pyvenv.cfg and site-packages
-    needed = {venv_root, Path(python).resolve().parent.parent, CHILD.resolve().parent}
-    under_tmp = sorted({p.resolve() for p in needed if p.resolve().is_relative_to("/tmp")}, key=lambda p: len(p.parts))
+    needed = {p.resolve() for p in (venv_root, Path(python).resolve().parent.parent, CHILD.parent)}
+    under_tmp = sorted((p for p in needed if p.is_relative_to("/tmp")), key=lambda p: len(p.parts))
     kept: list[Path] = []
     for path in under_tmp:  # a folder already bound brings its subfolders along
         if not any(path.is_relative_to(outer) for outer in kept):

@@ -143,12 +143,13 @@ def _named_tests(workspace: Path, file: Path, qualname: str, tests: list[str]):
 def _solve(settings, task, args: argparse.Namespace):
     from engine.pipeline import Solver
 
-    last: list = [None]
+    last = None
 
     def progress(p) -> None:
-        if (p.phase, p.done) == last[0]:
+        nonlocal last
+        if (p.phase, p.done) == last:
             return  # a line when a phase starts or a candidate finishes; one per token would drown the result
-        last[0] = (p.phase, p.done)
+        last = (p.phase, p.done)
         print(f"  {p.phase:<10} {p.done}/{p.total}  {p.message}", file=sys.stderr)
 
     try:
