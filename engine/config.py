@@ -38,8 +38,9 @@ def setting(default: Any, description: str, *, minimum: float | None = None, max
 class Settings:
     # --- model runtime ---
     model: str = setting("qwen2.5-coder-0.5b", "Model: a profile name or a path to a GGUF file.")
-    draft_model: str | None = setting(None, "Draft model for speculative decoding: a profile name or a GGUF path.",
-                                      nullable=True)
+    draft_model: str | None = setting(None, "Draft model for speculative decoding: a profile name, a GGUF path or "
+                                      "'none'. Unset: the model profile's natural draft when the model runs on a GPU, "
+                                      "none on CPU cores.", nullable=True)
     # 8192: HARD decodes k=20 sequences in one shared context, which needs about 20 x the token budget.
     n_ctx: int = setting(8192, "Context length in tokens (shared by all candidates of a batch).", minimum=512,
                          maximum=131072)

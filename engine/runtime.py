@@ -124,6 +124,11 @@ def _llama():
     return L
 
 
+def gpu_offload_active(n_gpu_layers: int) -> bool:
+    """Whether layers will really run on a GPU: some are asked for and this llama.cpp build can offload."""
+    return n_gpu_layers != 0 and bool(_llama().llama_supports_gpu_offload())
+
+
 def default_threads() -> int:
     """One thread per physical core (hyper-threads slow llama.cpp down), within this process's CPU affinity."""
     logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -712,7 +717,8 @@ class ModelWorker:
     def from_settings(cls, settings) -> "ModelWorker":
         """A worker loading the model, draft and options of engine.config.Settings."""
         def load() -> Runtime:
-            draft = models.resolve_draft(settings.draft_model, settings.model)
+            draft = models.resolve_draft(settings.draft_model, settings.model,
+                                         on_gpu=gpu_offload_active(settings.n_gpu_layers))
             return Runtime.load(settings.model, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                                 n_gpu_layers=settings.n_gpu_layers, seed=settings.seed, draft_model=draft)
         return cls(load)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     settings, problems = config.load(args.workspace)
     model_setting = args.model or settings.model
     draft_setting = args.draft_model if args.draft_model is not None else settings.draft_model
-    report = {"model": _model(model_setting, "model"), "draft_model": _draft(draft_setting, model_setting),
+    report = {"model": _model(model_setting, "model"), "draft_model": _draft(draft_setting, model_setting, settings.n_gpu_layers),
               **_backend(settings), **_directories(), "optional": _optional(), "settings_problems": problems}
     if args.load and "error" not in report["model"]:
         report["model"]["load_check"] = _load_check(report["model"]["path"], settings)
@@ -63,14 +63,24 @@ def _model(setting: str, role: str) -> dict:
         return {"setting": setting, "error": str(exc)}
 
 
-def _draft(setting: str | None, model_setting: str) -> dict | None:
+def _draft(setting: str | None, model_setting: str, n_gpu_layers: int) -> dict | None:
     from engine.models import ModelError, resolve_draft
 
     try:
-        path = resolve_draft(setting, model_setting)
+        path = resolve_draft(setting, model_setting, on_gpu=_on_gpu(n_gpu_layers))
     except ModelError as exc:
         return {"setting": setting, "error": str(exc)}
     return None if path is None else _describe(path, str(setting or path))
+
+
+def _on_gpu(n_gpu_layers: int) -> bool:
+    """As the runtime decides it; without llama.cpp nothing runs anywhere, and the doctor still reports the rest."""
+    try:
+        from engine.runtime import gpu_offload_active
+
+        return gpu_offload_active(n_gpu_layers)
+    except ImportError:
+        return False
 
 
 def _backend(settings) -> dict:

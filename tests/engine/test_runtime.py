@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.models import ModelError
-from engine.runtime import Cancelled, ModelWorker, Runtime, Sampling
+from engine.runtime import Cancelled, ModelWorker, Runtime, Sampling, gpu_offload_active
 
 SAMPLED = [Sampling(seed=seed) for seed in range(5)]
 GREEDY = Sampling(temperature=0)
@@ -177,3 +177,10 @@ def test_speculative_greedy_equals_plain_greedy(runtime, prompt, default_model_p
     assert max(abs(a - b) for a, b in zip(fast.logprobs, plain.logprobs)) < 0.1
     assert cosine(fast.embedding, plain.embedding) > 0.999
     assert stopped.finish_reason == "stop" and plain.text.startswith(stopped.text) and "return" not in stopped.text
+
+
+def test_gpu_offload_needs_layers_and_a_build_that_offloads():
+    import llama_cpp.llama_cpp as L
+
+    assert gpu_offload_active(0) is False  # nothing asked for: CPU, so a profile's natural draft stays out
+    assert gpu_offload_active(-1) is bool(L.llama_supports_gpu_offload())
