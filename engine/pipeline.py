@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import math
 import random
 import threading
 import time
@@ -610,7 +609,7 @@ def _hint_text(match) -> str:
 
 def test_limits(timeout_s: float) -> Limits:
     """The sandbox's limits with the configured wall clock; CPU time may use all of it, plus a second."""
-    return Limits(timeout_s=timeout_s, cpu_s=max(Limits.cpu_s, math.ceil(timeout_s) + 1))
+    return Limits.for_timeout(timeout_s)
 
 
 def _sandbox_run(code: str, suite, limits: Limits) -> Verdict:

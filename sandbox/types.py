@@ -6,6 +6,8 @@ anything.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +90,12 @@ class Limits:
     open_files: int = 256
     processes: int = 64
     fail_fast: bool = False  # stop a candidate's tests at its first failure (the rest are "skipped")
+
+    @classmethod
+    def for_timeout(cls, timeout_s: float, **others) -> "Limits":
+        """Limits with this wall clock; CPU time may use all of it plus a second (never less than the default), so
+        the wall clock, not the CPU limit, is what a slow test meets. One rule for the solve path and the CLI."""
+        return cls(timeout_s=timeout_s, cpu_s=max(cls.cpu_s, math.ceil(timeout_s) + 1), **others)
 
 
 @dataclass

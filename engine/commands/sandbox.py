@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         suite = build_suite(args.tests, _read_json(args.tests), args.kind, args.entry)
         if not args.timeout > 0 or not args.memory_mb > 0:
             raise BadInput("--timeout and --memory-mb must be positive")
-        limits = sandbox.Limits(timeout_s=args.timeout, cpu_s=max(1, math.ceil(args.timeout)),
-                                memory_mb=args.memory_mb)
+        limits = sandbox.Limits.for_timeout(args.timeout, memory_mb=args.memory_mb)
         verdict = sandbox.run(code, suite, limits=limits, isolation=args.isolation)
     except sandbox.TestFormatError as exc:
         print(f"atlas-ls sandbox: {args.tests}: {exc}", file=sys.stderr)
