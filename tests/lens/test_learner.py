@@ -132,3 +132,28 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_ranking_falls_back(conn, tmp
     kept = list(learner.path.parent.glob("fp.pt.unusable-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == b"half a file"
     assert len(messages) == 1 and str(kept[0]) in messages[0]
+
+
+def test_a_lens_that_loses_to_log_probability_on_held_out_tasks_does_not_order(conn, tmp_path):
+    X, y, keys, logprobs = labelled_set(n_tasks=40, dim=DIM, seed=1)
+    learner = Learner(conn, tmp_path / "lens", "fp", DIM, retrain_every=10_000, train_config=QUICK)
+    feed(learner, X, y, keys, logprobs)
+    assert learner.retrain().swapped
+    lens = learner.lens
+    assert lens.metadata["first_pick"] >= lens.metadata["logprob_first_pick"]  # separable set: the Lens wins
+    candidates, candidate_logprobs = X[:4], [-3.0, -0.1, -2.0, -1.0]
+    assert learner.rank(candidates, candidate_logprobs).method == "lens"
+    lens.metadata.update(first_pick=0.4, logprob_first_pick=0.52)  # as the 1.5B's Lens measured on HumanEval
+    ranking = learner.rank(candidates, candidate_logprobs)
+    assert ranking.method == "logprob" and ranking.order == [1, 3, 2, 0]
+    assert ranking.energies is not None and ranking.confidences is not None  # still shown on hover
+    assert "40%" in ranking.note and "52%" in ranking.note
+
+
+def test_held_out_metrics_missing_leave_the_lens_in_charge():
+    from lens.learner import lens_loses_to_logprob
+
+    assert lens_loses_to_logprob({}) == ""
+    assert lens_loses_to_logprob({"first_pick": 0.3, "logprob_first_pick": None}) == ""
+    assert lens_loses_to_logprob({"first_pick": 0.5, "logprob_first_pick": 0.5}) == ""  # a tie keeps the Lens
+    assert "log-probability" in lens_loses_to_logprob({"first_pick": 0.3, "logprob_first_pick": 0.5})
