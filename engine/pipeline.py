@@ -458,7 +458,7 @@ class Solver:
         return ranking.order, ranking.energies, ranking.confidences
 
     def _limits(self) -> Limits:
-        return test_limits(self.settings.test_timeout_s)
+        return Limits.for_timeout(self.settings.test_timeout_s)
 
     def _test(self, run: _Run, attempt: _Attempt) -> bool:
         """Run the candidates in rank order, equal code once, until one passes. True when one did."""
@@ -605,11 +605,6 @@ def _hint_text(match) -> str:
     """The technique only: a related task's own docstring in the prompt made the 0.5B model solve that task
     instead (running_max written as second_largest, 26 candidates out of 26)."""
     return f"a similar task (`{match.entry.entry_point or 'unnamed'}`) was solved with {match.entry.hint}"
-
-
-def test_limits(timeout_s: float) -> Limits:
-    """The sandbox's limits with the configured wall clock; CPU time may use all of it, plus a second."""
-    return Limits.for_timeout(timeout_s)
 
 
 def _sandbox_run(code: str, suite, limits: Limits) -> Verdict:

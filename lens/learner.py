@@ -130,7 +130,6 @@ class Learner:
             if losing:
                 return Ranking(by_logprob, energies, confidences, "logprob", losing)
             return Ranking([int(i) for i in np.argsort(energies, kind="stable")], energies, confidences, "lens")
-        order = by_logprob
         if lens is not None:
             note = "no embeddings for these candidates; ranked by mean token log-probability"
         else:
@@ -138,7 +137,7 @@ class Learner:
             note = (f"cold start: no Lens for this model yet ({counts['passed']} passing and {counts['failed']} "
                     f"failing samples; training starts at {self.min_per_class} of each); ranked by mean token "
                     f"log-probability")
-        return Ranking([int(i) for i in order], None, None, "logprob", note)
+        return Ranking(by_logprob, None, None, "logprob", note)
 
     def difficulty(self, X: np.ndarray) -> float | None:
         """1 - mean calibrated P(pass) of a task's candidates; None before a Lens exists."""
