@@ -186,7 +186,8 @@ def solve_code(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict
     else:
         committed = grade_code(item, [result.code])[0]
     save_task_samples(engine.state.parent, item.task.key, [c.embedding for c in result.candidates],
-                      [g.passed for g in grades], [c.mean_logprob for c in result.candidates])
+                      [g.passed for g in grades], [c.mean_logprob for c in result.candidates],
+                      [c.last_hidden for c in result.candidates])
     return {
         "pass_at_1": committed.passed, "pass_at_k": any(g.passed for g in grades) or committed.passed,
         "committed_detail": committed.detail[:300], "verified": bool(result.verified), "tier": result.tier,
@@ -194,7 +195,7 @@ def solve_code(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict
         "grade_seconds": time.monotonic() - started, "tokens": result.tokens,
         "generate_seconds": float(result.timings.get("generate", 0.0)), "note": result.note,
         "code": (result.code or "")[:6000],
-        "candidates": [_candidate_row(c, g) for c, g in zip(result.candidates, grades)],
+        "candidates": [_candidate_row(c, g, {"code": c.code[:6000]}) for c, g in zip(result.candidates, grades)],
     }
 
 
@@ -261,7 +262,7 @@ def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> di
     order = ranking.order if ranking is not None else list(range(len(generations)))
     rank_of = {index: position + 1 for position, index in enumerate(order)}
     save_task_samples(engine.state.parent, task.key, [] if X is None else list(X), [g.passed for g in grades],
-                      logprobs)
+                      logprobs, [g.last_hidden for g in generations])
     if config.mode == "atlas" and X is not None:  # labels of this finished question teach later ones only
         solver.learner.record(task.key, [(hashlib.sha256(g.text.encode()).hexdigest()[:32], X[i], grades[i].passed,
                                           logprobs[i]) for i, g in enumerate(generations)], source="bench")

@@ -71,6 +71,7 @@ class _Candidate:
     mean_logprob: float
     tokens: int
     embedding: np.ndarray | None
+    last_hidden: np.ndarray | None = None
     energy: float | None = None
     confidence: float | None = None
     rank: int = 0
@@ -417,7 +418,7 @@ class Solver:
             attempt.candidates.append(_Candidate(
                 code=prompts.extract(g.text, task), text=g.text, tier=plan.tier, greedy=g.greedy,
                 mean_logprob=float(g.mean_logprob), tokens=len(g.token_ids),
-                embedding=None if g.embedding is None else np.asarray(g.embedding, dtype=np.float32)))
+                embedding=_floats(g.embedding), last_hidden=_floats(g.last_hidden)))
         run.emit("generating", k, k, f"{k} generated", 1.0)
 
     def _seed(self, task: Task, index: int) -> int:
@@ -542,6 +543,10 @@ def _on_step(run: _Run, k: int, batch_start: int, batch_size: int) -> Callable[[
     return step
 
 
+def _floats(vector) -> np.ndarray | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
 def _embeddings(candidates: list[_Candidate]) -> np.ndarray | None:
     if not candidates or any(c.embedding is None for c in candidates):
         return None
@@ -583,7 +588,7 @@ def _winner(run: _Run) -> _Candidate | None:
 def _report(c: _Candidate) -> CandidateReport:
     return CandidateReport(code=c.code, energy=c.energy, confidence=c.confidence, mean_logprob=c.mean_logprob,
                            rank=c.rank, verdict=c.verdict, greedy=c.greedy, tokens=c.tokens,
-                           embedding=c.embedding)
+                           embedding=c.embedding, last_hidden=c.last_hidden)
 
 
 def _note(run: _Run, verified: bool, cancelled: bool) -> str:

@@ -65,6 +65,7 @@ class CandidateReport:
     # The model's own reading of this candidate (mean final hidden state, n_embd floats); the bench stores it with
     # the hidden-test label so the Lens can be measured on real labels. Never shown to a client.
     embedding: Any = field(default=None, repr=False, compare=False)
+    last_hidden: Any = field(default=None, repr=False, compare=False)  # the state at its last content token
 
     @property
     def passed(self) -> bool | None:

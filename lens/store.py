@@ -173,33 +173,52 @@ class SampleStore:
 # --- labelled sets as files: how a benchmark hands its candidates (graded on hidden tests) to `lens cv` ---
 
 def write_labelled_set(path, X: np.ndarray, y: Sequence[bool], task_keys: Sequence[str],
-                       mean_logprobs: Sequence[float] | None = None) -> None:
-    """An .npz with X (n, n_embd) float16, y, task_keys and, when given, mean_logprobs."""
+                       mean_logprobs: Sequence[float] | None = None, X_last: np.ndarray | None = None) -> None:
+    """An .npz with X (n, n_embd) float16, y, task_keys and, when given, mean_logprobs and X_last (the states at
+    each candidate's last token, the other pooling `lens cv --features` can compare)."""
     arrays = {"X": np.asarray(X, dtype=np.float16), "y": np.asarray(y, dtype=bool),
               "task_keys": np.asarray([str(k) for k in task_keys])}
     if mean_logprobs is not None:
         arrays["mean_logprobs"] = np.asarray(mean_logprobs, dtype=np.float64)
     _check_set(path, arrays["X"], arrays["y"], list(arrays["task_keys"]), arrays.get("mean_logprobs"))
+    if X_last is not None:
+        arrays["X_last"] = np.asarray(X_last, dtype=np.float16)
+        _check_set(path, arrays["X_last"], arrays["y"], list(arrays["task_keys"]), None)
     with open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
 
 
-def read_labelled_set(path):
-    """(X float32, y bool, task_keys, mean_logprobs or None) from `write_labelled_set`'s file; ValueError naming
-    what is wrong otherwise."""
+FEATURES = ("mean", "last", "both")  # mean-pooled states, last-token states, the two side by side
+
+
+def read_labelled_set(path, features: str = "mean"):
+    """(X float32, y bool, task_keys, mean_logprobs or None) from `write_labelled_set`'s file, X made of the chosen
+    `features`; ValueError naming what is wrong otherwise."""
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {', '.join(FEATURES)}, not {features!r}")
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path} is not a labelled set (.npz): {exc}") from exc
     with data:
         missing = [name for name in ("X", "y", "task_keys") if name not in data]
+        if features != "mean" and "X_last" not in data:
+            missing.append("X_last (the last-token states, which older benchmark runs did not store)")
         if missing:
-            raise ValueError(f"{path} lacks {', '.join(missing)} (needs X, y, task_keys[, mean_logprobs])")
-        X, y = data["X"].astype(np.float32), data["y"].astype(bool)
+            raise ValueError(f"{path} lacks {', '.join(missing)} (needs X, y, task_keys[, mean_logprobs, X_last])")
+        X, y = _pooled(data, features), data["y"].astype(bool)
         keys = [str(k) for k in data["task_keys"]]
         logprobs = data["mean_logprobs"].astype(np.float64) if "mean_logprobs" in data else None
     _check_set(path, X, y, keys, logprobs)
     return X, y, keys, logprobs
+
+
+def _pooled(data, features: str) -> np.ndarray:
+    if features == "mean":
+        return data["X"].astype(np.float32)
+    if features == "last":
+        return data["X_last"].astype(np.float32)
+    return np.concatenate([data["X"], data["X_last"]], axis=1).astype(np.float32)
 
 
 def _check_set(path, X: np.ndarray, y: np.ndarray, keys: list[str], logprobs: np.ndarray | None) -> None:

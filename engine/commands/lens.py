@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cv.add_argument("--source", help="only samples from this source (editor, bench)")
     cv.add_argument("--data", type=Path, help="an .npz with X, y, task_keys[, mean_logprobs] instead of the store")
     cv.add_argument("--seed", type=int, help="seed (default: the `seed` setting)")
+    cv.add_argument("--features", choices=("mean", "last", "both"), default="mean",
+                    help="with --data: the mean-pooled states the Lens uses (default), the last-token states, or both "
+                         "side by side, to compare poolings")
     export = actions.add_parser("export", help="write the current model's Lens to PATH")
     export.add_argument("path", type=Path)
     imp = actions.add_parser("import", help="install a Lens from PATH (refused if trained on another model)")
@@ -262,12 +265,16 @@ def cv_command(args: argparse.Namespace) -> int:
     settings, _ = config.load(args.workspace)
     if args.data is not None:
         try:
-            X, y, keys, logprobs = read_labelled_set(args.data.expanduser())
+            X, y, keys, logprobs = read_labelled_set(args.data.expanduser(), features=args.features)
         except (OSError, ValueError) as exc:
             print(f"atlas-ls lens cv: cannot read {args.data}: {exc}", file=sys.stderr)
             return 1
-        subject = str(args.data)
+        subject = str(args.data) + ("" if args.features == "mean" else f" ({args.features} features)")
     else:
+        if args.features != "mean":
+            print("atlas-ls lens cv: --features needs --data (the store keeps mean-pooled states only)",
+                  file=sys.stderr)
+            return 2
         identity = current_model(args)
         X, y, keys, logprobs = open_store().dataset(identity.fingerprint, with_logprobs=True, source=args.source)
         subject = f"model {identity.fingerprint}" + (f", source {args.source}" if args.source else "")

@@ -4,6 +4,7 @@ sandbox, with every output written; and the honesty check that no hidden test te
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import runner
@@ -54,6 +55,9 @@ def test_real_run_writes_every_output(finished_run):
     from lens.store import read_labelled_set
     X, y, keys, logprobs = read_labelled_set(out / "lens_set.npz")
     assert X.shape == (labelled["samples"], 896)
+    X_last = read_labelled_set(out / "lens_set.npz", features="last")[0]
+    assert X_last.shape == X.shape and not np.allclose(X_last, X)  # the last token's state, not the mean again
+    assert all(c["code"].strip() for r in records for c in r["candidates"])  # every candidate's code is kept
     assert list(y) == [c["hidden"] for r in records for c in r["candidates"]]
     assert set(keys) == {r["task_key"] for r in records}
     html = (out / "report.html").read_text()
