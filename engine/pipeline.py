@@ -4,6 +4,7 @@
     route (difficulty from its signals -> tier and k) -> generate k candidates in one batch (the first candidate of a
     solve greedy) -> self-embeddings (from the generation) -> Lens ranking (log-probability before a Lens exists) ->
     sandbox in that order, first pass wins -> escalate to a higher tier while the budget allows ->
+    repair (after the last tier: a batch from a prompt showing the best failed candidate and its test failure) ->
     learn (Lens samples, router posteriors, pattern cache) -> SolveResult
 
 The greedy candidate goes first whenever nothing separates it from the best (no Lens yet, or a Lens confidence
@@ -24,6 +25,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import textwrap
 import threading
 import time
 from concurrent.futures import Future
@@ -96,6 +98,7 @@ class _Attempt:
     candidates: list[_Candidate] = field(default_factory=list)
     ranking: str = "logprob"
     note: str = ""
+    repair_of: _Candidate | None = None  # set for a repair batch: the failed candidate its prompt shows
 
     @property
     def passed(self) -> bool:
@@ -360,6 +363,7 @@ class Solver:
             tokens = sum(c.tokens for c in run.candidates)
             following = self._escalation(run, attempt, tokens)
             if following is None:
+                self._repair(run, attempt)
                 return
             plan, d, b = following
             run.emit("escalating", len(run.attempts), len(run.attempts) + 1,
@@ -380,6 +384,21 @@ class Solver:
                 following = again.plan
         return following, again.difficulty, again.bin
 
+    def _repair(self, run: _Run, failed: _Attempt) -> None:
+        """One last batch, from a prompt that shows the failing candidate that passed the most tests and how it
+        failed: the test output often names the mistake that more samples of the first prompt keep repeating."""
+        broken = _most_passing(run.candidates)
+        if self.settings.repair_k <= 0 or broken is None or broken.verdict is None:
+            return
+        attempt = _Attempt(dataclasses.replace(failed.plan, k=self.settings.repair_k), failed.difficulty, failed.bin,
+                           repair_of=broken)
+        run.attempts.append(attempt)
+        run.emit("escalating", len(run.attempts), len(run.attempts),
+                 f"no candidate passed at {failed.plan.tier}; repairing the best failed one (k={attempt.plan.k})")
+        self._generate(run, attempt)
+        self._rank(run, attempt)
+        self._test(run, attempt)
+
     def _lens_difficulty(self, X: np.ndarray | None) -> float | None:
         if X is None:
             return None
@@ -393,12 +412,13 @@ class Solver:
         from engine.runtime import Sampling
 
         task, plan = run.task, attempt.plan
-        greedy_first = not run.candidates  # one greedy candidate per solve: later batches would only repeat it
+        # One greedy candidate per prompt: a later batch of the same prompt would only repeat it.
+        greedy_first = not run.candidates or attempt.repair_of is not None
         offset = len(run.candidates)
         samplings = [Sampling(temperature=0.0, seed=self._seed(task, 0))] if greedy_first else []
         samplings += [Sampling(temperature=plan.temperature, top_p=self.settings.top_p,
                                seed=self._seed(task, offset + i + 1)) for i in range(plan.k - len(samplings))]
-        messages = prompts.build_messages(task, run.hints)
+        messages = _messages(run, attempt)
         k = len(samplings)
         run.emit("generating", 0, k, f"{plan.tier}: token 0 of at most {plan.max_tokens}", 0.0)
 
@@ -500,7 +520,8 @@ class Solver:
                     log.warning("could not store Lens samples: %s", exc)
             run.emit("learning", 1, 3, "router posteriors")
             for attempt in run.attempts:
-                self.router.record(attempt.bin, attempt.plan.tier, attempt.passed)
+                if attempt.repair_of is None:  # a repair's outcome says nothing about its tier's first prompt
+                    self.router.record(attempt.bin, attempt.plan.tier, attempt.passed)
             run.emit("learning", 2, 3, "pattern cache")
             winner = _winner(run)
             if winner is not None and winner.passed and self.settings.cache_enabled:
@@ -526,7 +547,8 @@ class Solver:
             note=_note(run, verified, cancelled), timings={k: round(v, 4) for k, v in run.timings.items()},
             extra={"route": route.as_dict() if route else None, "hints": run.hints,
                    "tiers": [{"tier": a.plan.tier, "k": len(a.candidates), "passed": a.passed,
-                              "difficulty": round(a.difficulty, 4), "ranking": a.ranking} for a in run.attempts]},
+                              "difficulty": round(a.difficulty, 4), "ranking": a.ranking,
+                              "repair": a.repair_of is not None} for a in run.attempts]},
             cancelled=cancelled)
 
 
@@ -545,6 +567,13 @@ def _on_step(run: _Run, k: int, batch_start: int, batch_size: int) -> Callable[[
 
 def _floats(vector) -> np.ndarray | None:
     return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
+def _messages(run: _Run, attempt: _Attempt) -> list[dict[str, str]]:
+    broken = attempt.repair_of
+    if broken is None:
+        return prompts.build_messages(run.task, run.hints)
+    return prompts.build_repair_messages(run.task, run.hints, broken.code, failure_report(broken.verdict))
 
 
 def _embeddings(candidates: list[_Candidate]) -> np.ndarray | None:
@@ -582,7 +611,41 @@ def _winner(run: _Run) -> _Candidate | None:
     passed = [c for c in candidates if c.passed]
     if passed:
         return min(passed, key=lambda c: c.rank)
+    return _most_passing(candidates)
+
+
+def _most_passing(candidates: list[_Candidate]) -> _Candidate | None:
+    """The candidate that passed the most tests; ties go to the better rank (an untested one counts as none)."""
+    if not candidates:
+        return None
     return min(candidates, key=lambda c: (-(c.verdict.passed_count if c.verdict else 0), c.rank))
+
+
+REPORTED_FAILURES = 2  # failing tests a repair prompt shows
+REPORTED_CHARS = 400  # of each field of a failing test
+
+
+def failure_report(verdict: Verdict) -> str:
+    """How a candidate failed, for the model: the first failing tests' names, statuses, expected and actual
+    values, and the end of their error output (or why nothing ran)."""
+    if verdict.error:
+        return verdict.error[:REPORTED_CHARS]
+    lines = []
+    for test in [t for t in verdict.tests if t.status not in ("pass", "skipped")][:REPORTED_FAILURES]:
+        lines.append(f"- {test.name}: {test.status}")
+        for label, text in (("expected", test.expected), ("got", test.got)):
+            if text.strip():
+                lines.append(f"  {label}: {_clipped(text)}")
+        if test.stderr_tail.strip() and test.stderr_tail.strip() not in test.got:
+            lines.append("  error output:\n" + textwrap.indent(_clipped(test.stderr_tail, tail=True), "    "))
+    return "\n".join(lines) or "the tests did not pass"
+
+
+def _clipped(text: str, tail: bool = False) -> str:
+    text = text.strip()
+    if len(text) <= REPORTED_CHARS:
+        return text
+    return "..." + text[-REPORTED_CHARS:] if tail else text[:REPORTED_CHARS] + "..."
 
 
 def _report(c: _Candidate) -> CandidateReport:

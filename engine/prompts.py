@@ -35,6 +35,16 @@ def build_messages(task: Task, hints: Sequence[str] = ()) -> list[dict[str, str]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_message(task, hints)}]
 
 
+def build_repair_messages(task: Task, hints: Sequence[str], code: str, failure: str) -> list[dict[str, str]]:
+    """The task's chat continued with a failed answer and how it failed, asking for a corrected one; the reply
+    starts from the same prefill as a first answer, so it is read the same way."""
+    what = "program" if task.kind == "program" else "function"
+    return build_messages(task, hints) + [
+        {"role": "assistant", "content": f"{FENCE}python\n{code.rstrip()}\n{FENCE}"},
+        {"role": "user", "content": f"That {what} fails the tests:\n{failure.strip()}\n\nFind the mistake and reply "
+                                    f"with the corrected complete {what} in one ```python code block."}]
+
+
 def user_message(task: Task, hints: Sequence[str] = ()) -> str:
     if task.kind == "choice":
         return (f"{task.prompt.strip()}\n\nThink briefly, then give your final answer on the last line as "

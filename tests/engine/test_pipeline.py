@@ -56,6 +56,7 @@ class ScriptedRuntime:
 
     def generate(self, prompt, samplings, *, max_tokens, stop=(), cancel=None, on_step=None, embed=True):
         self.calls.append({"prompt": prompt, "samplings": list(samplings), "max_tokens": max_tokens})
+        self.prompt = prompt  # a reply may depend on it
         for step in range(1, 4):
             if self.pause is not None:
                 self.pause.wait(5)
@@ -158,14 +159,54 @@ def test_escalation_when_the_first_tier_fails(tmp_path: Path):
 
 
 def test_escalation_stops_at_the_budget(tmp_path: Path):
-    solver, runtime = make_solver(tmp_path, always(WRONG), tier_k=(1, 4, 8), max_escalations=1, **FAST_FIRST)
+    solver, runtime = make_solver(tmp_path, always(WRONG), tier_k=(1, 4, 8), max_escalations=1, repair_k=0,
+                                  **FAST_FIRST)
     result = solver.solve(add_task())
     assert [t["tier"] for t in result.extra["tiers"]] == ["FAST", "STANDARD"]
     assert not result.verified and "no candidate passed" in result.note
     assert result.code is not None  # the best failure is still shown, never claimed verified
     solver2, _ = make_solver(tmp_path / "b", always(WRONG), tier_k=(1, 4, 8), escalation_token_budget=100,
-                             **FAST_FIRST)
+                             repair_k=0, **FAST_FIRST)
     assert [t["tier"] for t in solver2.solve(add_task()).extra["tiers"]] == ["FAST"]
+
+
+def test_after_the_last_tier_a_repair_prompt_shows_the_failure(tmp_path: Path):
+    runtimes = []
+    fixed_when_shown = lambda s: RIGHT if "fails the tests" in runtimes[0].prompt else WRONG  # noqa: E731
+    solver, runtime = make_solver(tmp_path, fixed_when_shown, tier_k=(1, 4, 8), max_escalations=1, repair_k=3,
+                                  **FAST_FIRST)
+    runtimes.append(runtime)
+    result = solver.solve(add_task())
+    tiers = result.extra["tiers"]
+    assert [(t["tier"], t["repair"], t["passed"]) for t in tiers] == [
+        ("FAST", False, False), ("STANDARD", False, False), ("STANDARD", True, True)]
+    assert result.verified and result.code.strip().endswith("return a + b") and result.k == 1 + 4 + 3
+    repair = runtime.calls[-1]
+    shown = repair["prompt"].split("<user>")[2]  # the repair turn: the failed code and what the test saw
+    assert "return a - b" in repair["prompt"] and "- assert: fail" in shown
+    assert "expected: line 1: 5" in shown and "got: -1" in shown
+    assert repair["samplings"][0].temperature == 0 and len(repair["samplings"]) == 3  # a new prompt: greedy first
+    # The repair's success is not the STANDARD tier's: the router saw two failures and no success.
+    rows = solver.conn.execute("SELECT tier, successes, failures FROM router_posteriors").fetchall()
+    assert sorted((tier, s, f) for _, tier, s, f in [(0, *r) for r in rows]) == [("FAST", 0, 1), ("STANDARD", 0, 1)]
+
+    solver2, runtime2 = make_solver(tmp_path / "off", fixed_when_shown, tier_k=(1, 4, 8), max_escalations=1,
+                                    repair_k=0, **FAST_FIRST)
+    runtimes[0] = runtime2
+    assert not solver2.solve(add_task()).verified and len(runtime2.calls) == 2
+
+
+def test_failure_report_names_the_failing_test_and_why_nothing_ran():
+    from engine.pipeline import failure_report
+    from sandbox.types import TestResult, Verdict
+
+    crashed = Verdict(False, [TestResult("test_add", "pass", 0.1),
+                              TestResult("test_neg", "crash", 0.1, stderr_tail="Traceback ...\nIndexError: boom"),
+                              TestResult("test_big", "fail", 0.1, expected="5", got="x" * 1000)])
+    report = failure_report(crashed)
+    assert "test_add" not in report and "- test_neg: crash" in report and "IndexError: boom" in report
+    assert "- test_big: fail" in report and "expected: 5" in report and len(report) < 1000
+    assert failure_report(Verdict(False, [], error="the candidate does not parse")) == "the candidate does not parse"
 
 
 def test_second_identical_request_is_a_cache_hit(tmp_path: Path):
