@@ -87,8 +87,8 @@ class Settings:
         20000, "Most tokens one solve may generate over all its tiers; a tier whose budget would exceed what is left "
         "is not tried.", minimum=0, maximum=10_000_000)
     repair_k: int = setting(
-        4, "Candidates written from a repair prompt (the failing candidate that passed the most tests, and how it "
-        "failed) once every tier has failed the tests, on top of escalation_token_budget; 0 turns repair off.",
+        4, "Candidates written from a repair prompt (the task, and how the failing candidate that passed the most "
+        "tests failed) once every tier has failed the tests, on top of escalation_token_budget; 0 turns repair off.",
         minimum=0, maximum=32)
     test_timeout_s: float = setting(
         6.0, "Wall-clock seconds one test run of a candidate may take in the sandbox (its CPU-time limit follows); "

@@ -4,7 +4,7 @@
     route (difficulty from its signals -> tier and k) -> generate k candidates in one batch (the first candidate of a
     solve greedy) -> self-embeddings (from the generation) -> Lens ranking (log-probability before a Lens exists) ->
     sandbox in that order, first pass wins -> escalate to a higher tier while the budget allows ->
-    repair (after the last tier: a batch from a prompt showing the best failed candidate and its test failure) ->
+    repair (after the last tier: a batch from a prompt that adds how the best failed candidate failed the tests) ->
     learn (Lens samples, router posteriors, pattern cache) -> SolveResult
 
 The greedy candidate goes first whenever nothing separates it from the best (no Lens yet, or a Lens confidence
@@ -98,7 +98,7 @@ class _Attempt:
     candidates: list[_Candidate] = field(default_factory=list)
     ranking: str = "logprob"
     note: str = ""
-    repair_of: _Candidate | None = None  # set for a repair batch: the failed candidate its prompt shows
+    repair_of: _Candidate | None = None  # set for a repair batch: the failed candidate whose failure its prompt shows
 
     @property
     def passed(self) -> bool:
@@ -385,8 +385,8 @@ class Solver:
         return following, again.difficulty, again.bin
 
     def _repair(self, run: _Run, failed: _Attempt) -> None:
-        """One last batch, from a prompt that shows the failing candidate that passed the most tests and how it
-        failed: the test output often names the mistake that more samples of the first prompt keep repeating."""
+        """One last batch, from a prompt that adds how the failing candidate that passed the most tests failed: the
+        test output can name the mistake that more samples of the first prompt keep repeating."""
         broken = _most_passing(run.candidates)
         if self.settings.repair_k <= 0 or broken is None or broken.verdict is None:
             return
@@ -573,7 +573,7 @@ def _messages(run: _Run, attempt: _Attempt) -> list[dict[str, str]]:
     broken = attempt.repair_of
     if broken is None:
         return prompts.build_messages(run.task, run.hints)
-    return prompts.build_repair_messages(run.task, run.hints, broken.code, failure_report(broken.verdict))
+    return prompts.build_repair_messages(run.task, run.hints, failure_report(broken.verdict))
 
 
 def _embeddings(candidates: list[_Candidate]) -> np.ndarray | None:

@@ -35,14 +35,13 @@ def build_messages(task: Task, hints: Sequence[str] = ()) -> list[dict[str, str]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user_message(task, hints)}]
 
 
-def build_repair_messages(task: Task, hints: Sequence[str], code: str, failure: str) -> list[dict[str, str]]:
-    """The task's chat continued with a failed answer and how it failed, asking for a corrected one; the reply
-    starts from the same prefill as a first answer, so it is read the same way."""
-    what = "program" if task.kind == "program" else "function"
-    return build_messages(task, hints) + [
-        {"role": "assistant", "content": f"{FENCE}python\n{code.rstrip()}\n{FENCE}"},
-        {"role": "user", "content": f"That {what} fails the tests:\n{failure.strip()}\n\nFind the mistake and reply "
-                                    f"with the corrected complete {what} in one ```python code block."}]
+def build_repair_messages(task: Task, hints: Sequence[str], failure: str) -> list[dict[str, str]]:
+    """The task's chat with how an earlier answer failed the tests added to the request. The failed code itself is
+    left out: shown its failed code, the 1.5B copied it back in 18 of 24 replies (6 HumanEval tasks no candidate had
+    passed) and fixed none; told only how it failed, it copied 3 and solved one."""
+    messages = build_messages(task, hints)
+    request = messages[-1]["content"] + f"\n\nCareful: a first attempt failed these tests:\n{failure.strip()}"
+    return messages[:-1] + [{"role": "user", "content": request}]
 
 
 def user_message(task: Task, hints: Sequence[str] = ()) -> str:

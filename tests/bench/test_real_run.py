@@ -43,6 +43,7 @@ def test_real_run_writes_every_output(finished_run):
     assert [r["epoch"] for r in records] == [1, 2]
     for record in records:
         assert 1 <= len(record["candidates"]) and record["tokens"] > 0 and record["seconds"] > 0
+        assert sum(a["k"] for a in record["attempts"]) == len(record["candidates"])  # each tier (or repair) tried
         assert all(isinstance(c["hidden"], bool) for c in record["candidates"])
     assert summary["tasks"] == 2 and summary["complete"]
     assert 0.0 <= summary["pass_at_1"] <= summary["pass_at_k"] <= 1.0

@@ -170,9 +170,9 @@ def test_escalation_stops_at_the_budget(tmp_path: Path):
     assert [t["tier"] for t in solver2.solve(add_task()).extra["tiers"]] == ["FAST"]
 
 
-def test_after_the_last_tier_a_repair_prompt_shows_the_failure(tmp_path: Path):
+def test_after_the_last_tier_a_repair_prompt_tells_how_the_tests_failed(tmp_path: Path):
     runtimes = []
-    fixed_when_shown = lambda s: RIGHT if "fails the tests" in runtimes[0].prompt else WRONG  # noqa: E731
+    fixed_when_shown = lambda s: RIGHT if "failed these tests" in runtimes[0].prompt else WRONG  # noqa: E731
     solver, runtime = make_solver(tmp_path, fixed_when_shown, tier_k=(1, 4, 8), max_escalations=1, repair_k=3,
                                   **FAST_FIRST)
     runtimes.append(runtime)
@@ -182,9 +182,9 @@ def test_after_the_last_tier_a_repair_prompt_shows_the_failure(tmp_path: Path):
         ("FAST", False, False), ("STANDARD", False, False), ("STANDARD", True, True)]
     assert result.verified and result.code.strip().endswith("return a + b") and result.k == 1 + 4 + 3
     repair = runtime.calls[-1]
-    shown = repair["prompt"].split("<user>")[2]  # the repair turn: the failed code and what the test saw
-    assert "return a - b" in repair["prompt"] and "- assert: fail" in shown
-    assert "expected: line 1: 5" in shown and "got: -1" in shown
+    shown = repair["prompt"].split("failed these tests:")[1]  # what the test saw, added to the request
+    assert "- assert: fail" in shown and "expected: line 1: 5" in shown and "got: -1" in shown
+    assert "return a - b" not in repair["prompt"]  # the failed code itself is left out: a small model copies it
     assert repair["samplings"][0].temperature == 0 and len(repair["samplings"]) == 3  # a new prompt: greedy first
     # The repair's success is not the STANDARD tier's: the router saw two failures and no success.
     rows = solver.conn.execute("SELECT tier, successes, failures FROM router_posteriors").fetchall()
