@@ -38,7 +38,8 @@ def build_messages(task: Task, hints: Sequence[str] = ()) -> list[dict[str, str]
 def build_repair_messages(task: Task, hints: Sequence[str], failure: str) -> list[dict[str, str]]:
     """The task's chat with how an earlier answer failed the tests added to the request. The failed code itself is
     left out: shown its failed code, the 1.5B copied it back in 18 of 24 replies (6 HumanEval tasks no candidate had
-    passed) and fixed none; told only how it failed, it copied 3 and solved one."""
+    passed) and fixed none; told only how it failed, it copied 3 and solved one. (The 0.5B, on 15 such tasks: 52
+    and 11 copies of 60, none solved either way.)"""
     messages = build_messages(task, hints)
     request = messages[-1]["content"] + f"\n\nCareful: a first attempt failed these tests:\n{failure.strip()}"
     return messages[:-1] + [{"role": "user", "content": request}]
