@@ -41,6 +41,7 @@ from engine.config import Settings
 from engine.router import TIER_ORDER, Route, Router, Signals, TierPlan, plan_for_k, retrieval_confidence, \
     task_complexity
 from engine.task import CandidateReport, SolveResult, Task
+from sandbox.grading import truncate
 from sandbox.types import Limits, Verdict
 
 log = logging.getLogger(__name__)
@@ -622,7 +623,7 @@ def _most_passing(candidates: list[_Candidate]) -> _Candidate | None:
 
 
 REPORTED_FAILURES = 2  # failing tests a repair prompt shows
-REPORTED_CHARS = 400  # of each field of a failing test
+REPORTED_CHARS = 400  # of each field of a failing test (its head and tail, as the sandbox truncates)
 
 
 def failure_report(verdict: Verdict) -> str:
@@ -635,17 +636,11 @@ def failure_report(verdict: Verdict) -> str:
         lines.append(f"- {test.name}: {test.status}")
         for label, text in (("expected", test.expected), ("got", test.got)):
             if text.strip():
-                lines.append(f"  {label}: {_clipped(text)}")
+                lines.append(f"  {label}: {truncate(text.strip(), REPORTED_CHARS)}")
         if test.stderr_tail.strip() and test.stderr_tail.strip() not in test.got:
-            lines.append("  error output:\n" + textwrap.indent(_clipped(test.stderr_tail, tail=True), "    "))
+            error_output = truncate(test.stderr_tail.strip(), REPORTED_CHARS)
+            lines.append("  error output:\n" + textwrap.indent(error_output, "    "))
     return "\n".join(lines) or "the tests did not pass"
-
-
-def _clipped(text: str, tail: bool = False) -> str:
-    text = text.strip()
-    if len(text) <= REPORTED_CHARS:
-        return text
-    return "..." + text[-REPORTED_CHARS:] if tail else text[:REPORTED_CHARS] + "..."
 
 
 def _report(c: _Candidate) -> CandidateReport:

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     model_setting = args.model or settings.model
     draft_setting = args.draft_model if args.draft_model is not None else settings.draft_model
     report = {"model": _model(model_setting, "model"),
-              "draft_model": _draft(draft_setting, model_setting, settings.n_gpu_layers), **_backend(settings), **_directories(), "optional": _optional(), "settings_problems": problems}
+              "draft_model": _draft(draft_setting, model_setting, settings.n_gpu_layers),
+              **_backend(settings), **_directories(), "optional": _optional(), "settings_problems": problems}
     if args.load and "error" not in report["model"]:
         report["model"]["load_check"] = _load_check(report["model"]["path"], settings)
     if args.json:
