@@ -388,6 +388,42 @@ def test_real_model_escalates_past_a_failing_greedy_candidate(tmp_path: Path, ru
     assert entry is not None and entry.solution == result.code
 
 
+class PromptRecorder:
+    """The real runtime, with the prompts it was given kept."""
+
+    def __init__(self, runtime):
+        self._runtime, self.prompts = runtime, []
+
+    def generate(self, prompt, *args, **kwargs):
+        self.prompts.append(prompt)
+        return self._runtime.generate(prompt, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._runtime, name)
+
+
+def test_real_model_repairs_after_the_last_tier_with_the_real_failure(tmp_path: Path, runtime):
+    """second_largest again: FAST's greedy answer fails and no escalation is allowed, so the repair batch follows,
+    its prompt carrying what the real sandbox reported; the router learns FAST's failure only."""
+    settings = Settings(tier_k=(1, 4, 8), tier_max_tokens=SHORT, max_escalations=0, router_cost_weight=10.0,
+                        repair_k=2)
+    recorder = PromptRecorder(runtime)
+    solver = Solver(settings, worker=SyncWorker(recorder), db_path=tmp_path / "db.sqlite3")
+    result = solver.solve(example_task("numbers_kit", "second_largest"))
+    tiers = result.extra["tiers"]
+    assert [(t["tier"], t["k"], t["repair"]) for t in tiers] == [("FAST", 1, False), ("FAST", 2, True)]
+    assert not tiers[0]["passed"] and result.k == 3 and len(recorder.prompts) == 2
+    failure = recorder.prompts[1].split("a first attempt failed these tests:")[1]
+    assert "fail" in failure and ("expected" in failure or "error output" in failure)
+    assert "failed these tests" not in recorder.prompts[0]
+    first, repaired = result.candidates[0], result.candidates[1:]
+    assert first.verdict is not None and not first.passed and all(c.code.strip() for c in repaired)
+    assert repaired[0].verdict is not None  # the repair batch went to the sandbox, best-ranked first
+    assert result.verified == any(c.passed for c in repaired)
+    assert solver.conn.execute("SELECT tier, sum(successes), sum(failures) FROM router_posteriors "
+                               "GROUP BY tier").fetchall() == [("FAST", 0, 1)]
+
+
 def test_the_test_timeout_setting_bounds_each_test_run(tmp_path: Path):
     """`test_timeout_s` reaches the sandbox: a 2-second test times out under a 1-second limit and passes under 8."""
     slow = "def add(a, b):\n    import time\n    time.sleep(2)\n    return a + b\n```"
