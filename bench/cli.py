@@ -81,6 +81,11 @@ def _headline(summary: dict) -> str:
         f"{num('tokens_per_s')} generated tokens/s   tiers "
         + ", ".join(f"{t} {n}" for t, n in summary.get("tier_counts", {}).items()),
     ]
+    agreed = summary.get("agreement") or {}
+    if agreed.get("tasks_compared"):
+        lines.append(f"  agreement compared passing candidates on {agreed['tasks_compared']} tasks: chose another "
+                     f"than the best-ranked on {agreed['changed']} ({agreed['gained']} gained a hidden-test pass, "
+                     f"{agreed['lost']} lost one)")
     labelled = summary.get("labelled_set")
     if labelled:
         lines.append(f"  Lens labels: {labelled['samples']} candidates of {labelled['tasks']} tasks "

@@ -105,6 +105,20 @@ def learning_curve(records: Sequence[dict]) -> list[dict[str, Any]]:
     return curve
 
 
+def agreement(records: Sequence[dict]) -> dict[str, Any]:
+    """What choosing by agreement did: tasks where several different candidates passed the public tests and were
+    compared, how often the choice left the best-ranked one, and whether that gained or lost a hidden-test pass."""
+    compared = [r for r in records if r.get("agreement")]
+    changed = [r for r in compared if r["agreement"].get("changed")]
+    gained = lost = 0
+    for r in changed:
+        passing = [c for c in r.get("candidates") or [] if c.get("public")]
+        first = min(passing, key=lambda c: c["rank"])["hidden"] if passing else None
+        gained += bool(r["pass_at_1"] and first is False)
+        lost += bool(not r["pass_at_1"] and first is True)
+    return {"tasks_compared": len(compared), "changed": len(changed), "gained": gained, "lost": lost}
+
+
 def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any],
               notes: Sequence[str] = (), dataset_stats: dict[str, Any] | None = None,
               skipped: Sequence[str] = ()) -> dict[str, Any]:
@@ -131,6 +145,7 @@ def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any]
         "tokens_per_s": speed["tokens_per_s"],
         "tokens": speed["tokens"],
         "solve_seconds": speed["solve_seconds"],
+        "agreement": agreement(records),
         "tier_counts": dict(Counter(str(r.get("tier")) for r in records)),
         "ranking_counts": dict(Counter(str(r.get("ranking")) for r in records)),
         "learning_curve": learning_curve(records),

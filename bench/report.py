@@ -106,6 +106,11 @@ def render(summary: dict[str, Any], records: Sequence[dict]) -> str:
                                               for label, key in HEADLINE]))
     parts.append("<h2>tiers</h2>" + _table(("tier", "tasks"), [(html.escape(t), str(n))
                                                                for t, n in summary["tier_counts"].items()]))
+    agreed = summary.get("agreement") or {}
+    if agreed.get("tasks_compared"):
+        parts.append("<h2>agreement among passing candidates</h2>" + _table(
+            ("tasks compared", "choice changed", "gained a pass", "lost a pass"),
+            [[str(agreed[k]) for k in ("tasks_compared", "changed", "gained", "lost")]]))
     columns = ("epoch", "tasks", "pass_rate", "first_pick_accuracy", "lens_first_pick_accuracy", "energy_gap")
     parts.append("<h2>learning curve</h2>" + _table(
         ("epoch", "tasks", "pass rate", "first-pick accuracy", "Lens first pick", "energy gap"),

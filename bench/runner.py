@@ -194,7 +194,8 @@ def solve_code(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict
         "k": result.k, "difficulty": result.difficulty, "ranking": result.ranking, "seconds": result.seconds,
         "grade_seconds": time.monotonic() - started, "tokens": result.tokens,
         "generate_seconds": float(result.timings.get("generate", 0.0)), "note": result.note,
-        "attempts": result.extra.get("tiers", []), "code": (result.code or "")[:6000],
+        "attempts": result.extra.get("tiers", []), "agreement": result.extra.get("agreement"),
+        "code": (result.code or "")[:6000],
         "candidates": [_candidate_row(c, g, {"code": c.code[:6000]}) for c, g in zip(result.candidates, grades)],
     }
 

@@ -90,6 +90,13 @@ class Settings:
         4, "Candidates written from a repair prompt (the task, and how the failing candidate that passed the most "
         "tests failed) once every tier has failed the tests, on top of escalation_token_budget; 0 turns repair off.",
         minimum=0, maximum=32)
+    agreement_enabled: bool = setting(
+        True, "When several different candidates pass the tests, choose among them by how they answer probe inputs "
+        "(variations of the tests' inputs, and model-written tests) instead of taking the best-ranked one.")
+    agreement_tests: int = setting(
+        10, "Test cases the model writes from the specification to tell passing candidates apart (one extra "
+        "generation, only when several different candidates pass); 0 = compare on varied test inputs only.",
+        minimum=0, maximum=20)
     test_timeout_s: float = setting(
         6.0, "Wall-clock seconds one test run of a candidate may take in the sandbox (its CPU-time limit follows); "
         "raise it for slow test suites or a busy machine.", minimum=0.5, maximum=600.0)

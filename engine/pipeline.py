@@ -3,7 +3,9 @@
     pattern cache (CACHE_HIT: an equivalent task's verified solution, re-tested) ->
     route (difficulty from its signals -> tier and k) -> generate k candidates in one batch (the first candidate of a
     solve greedy) -> self-embeddings (from the generation) -> Lens ranking (log-probability before a Lens exists) ->
-    sandbox in that order, first pass wins -> escalate to a higher tier while the budget allows ->
+    sandbox in that order, first pass wins (when several different ones pass: the one that answers probe inputs as
+    most samples do and meets most model-written tests, engine.agreement) -> escalate to a higher tier while the
+    budget allows ->
     repair (after the last tier: a batch from a prompt that adds how the best failed candidate failed the tests) ->
     learn (Lens samples, router posteriors, pattern cache) -> SolveResult
 
@@ -35,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine import prompts
+from engine import agreement, probes, prompts
 from engine.cache import PatternCache, signature_of
 from engine.config import Settings
 from engine.router import TIER_ORDER, Route, Router, Signals, TierPlan, plan_for_k, retrieval_confidence, \
@@ -50,6 +52,7 @@ PHASES = ("routing", "generating", "scoring", "testing", "escalating", "learning
 GREEDY_TIE = 0.05  # calibrated P(pass) within which the greedy candidate counts as tied with the best
 TASK_EMBED_PROMPT = "Task:\n"  # what a task's signature is read after, for its pattern-cache embedding
 MAX_BATCH = 32  # sequences one Runtime.generate call decodes together (Runtime.load's max_sequences)
+WRITTEN_TEST_TOKENS = 320  # for the model-written tests agreement asks for (prompts.TEST_CASES short asserts)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class _Run:
         self.hints: list[str] = []
         self.route: Route | None = None
         self.task_embedding: np.ndarray | None = None
+        self.chosen: _Candidate | None = None  # the passing candidate agreement chose, when it compared several
+        self.agreement: dict[str, Any] | None = None
 
     def emit(self, phase: str, done: int = 0, total: int = 0, message: str = "",
              fraction: float | None = None) -> None:
@@ -359,7 +364,12 @@ class Solver:
             run.attempts.append(attempt)
             self._generate(run, attempt)
             self._rank(run, attempt)
-            if not run.task.tests or self._test(run, attempt) or fixed:
+            if not run.task.tests:
+                return
+            if self._test(run, attempt):
+                self._agree(run, attempt)
+                return
+            if fixed:
                 return
             tokens = sum(c.tokens for c in run.candidates)
             following = self._escalation(run, attempt, tokens)
@@ -398,7 +408,67 @@ class Solver:
                  f"no candidate passed at {failed.plan.tier}; repairing the best failed one (k={attempt.plan.k})")
         self._generate(run, attempt)
         self._rank(run, attempt)
-        self._test(run, attempt)
+        if self._test(run, attempt):
+            self._agree(run, attempt)
+
+    # --- agreement among passing candidates ---
+
+    def _agreement_applies(self, run: _Run, attempt: _Attempt) -> bool:
+        task = run.task
+        # A method (dotted entry point) cannot be called on its own by the probe driver.
+        return (self.settings.agreement_enabled and task.kind == "function" and bool(task.entry_point)
+                and "." not in task.entry_point and len({_canonical(c.code) for c in attempt.candidates}) > 1)
+
+    def _agree(self, run: _Run, attempt: _Attempt) -> None:
+        """Among the different candidates that passed, take the one that answers probe inputs as most samples do and
+        meets most model-written tests (engine.agreement); the best-ranked one when they cannot be told apart."""
+        groups = _passing_groups(attempt)
+        if len(groups) < 2 or not self._agreement_applies(run, attempt):
+            return
+        task = run.task
+        with run.timed("agree"):
+            written = self._written_tests(run) if self.settings.agreement_tests > 0 else []
+            calls = [args for args, _ in written]
+            seed_calls = probes.public_calls(task.tests, task.entry_point) + calls
+            calls += probes.probe_calls(seed_calls, seed=task.key, limit=probes.MAX_PROBES - len(calls))
+            expected = [probes.answer_digest(want) for _, want in written]
+            if not calls:
+                return
+            run.emit("testing", 0, len(groups), f"comparing {len(groups)} passing candidates on {len(calls)} inputs")
+            answers = []
+            for group in groups:
+                run.check()
+                answers.append(probes.answers(group[0].code, task.entry_point, calls, self._limits()))
+            choice = agreement.choose(answers, [len(g) for g in groups], expected)
+        run.chosen = groups[choice.index][0]
+        run.agreement = {"candidates": len(groups), "probes": len(calls), "model_tests": len(written),
+                         "changed": choice.changed, "scores": [round(x, 3) for x in choice.scores],
+                         "tests_met": list(choice.tests_met), "chosen_rank": run.chosen.rank}
+        run.emit("testing", len(groups), len(groups), f"rank {run.chosen.rank} agrees best")
+
+    def _written_tests(self, run: _Run) -> list[tuple[tuple, Any]]:
+        """Test calls the model writes from the task's specification (greedy, one short generation)."""
+        from engine.runtime import Sampling
+
+        task = run.task
+        prefill = prompts.test_prefill(task)
+
+        def job(rt):
+            prompt = rt.format_chat(prompts.build_test_messages(task)) + prefill
+            return rt.generate(prompt, [Sampling(temperature=0.0, seed=self._seed(task, 0))],
+                               max_tokens=WRITTEN_TEST_TOKENS, stop=prompts.stop_sequences(task), cancel=run.cancel,
+                               embed=False)
+
+        try:
+            reply = self._call(job, run.cancel)[0]
+        except _Stop:
+            raise
+        except Exception as exc:  # varied inputs alone still compare the candidates
+            log.warning("could not have the model write tests: %s", exc)
+            return []
+        run.check()
+        return probes.written_tests(prefill[len(prompts.PREFILL):] + reply.text, task.entry_point,
+                                    prompts.TEST_CASES)
 
     def _lens_difficulty(self, X: np.ndarray | None) -> float | None:
         if X is None:
@@ -483,12 +553,15 @@ class Solver:
         return Limits.for_timeout(self.settings.test_timeout_s)
 
     def _test(self, run: _Run, attempt: _Attempt) -> bool:
-        """Run the candidates in rank order, equal code once, until one passes. True when one did."""
+        """Run the candidates in rank order, equal code once, until one passes (all of them when agreement will
+        compare those that pass). True when one did."""
         unique: dict[str, list[_Candidate]] = {}
         for c in attempt.candidates:
             unique.setdefault(_canonical(c.code), []).append(c)
         groups = list(unique.values())
         codes = [group[0].code for group in groups]
+        # Agreement compares every candidate that passes, so all of them run; otherwise the first pass ends it.
+        stop_at_first_pass = not self._agreement_applies(run, attempt)
         run.emit("testing", 0, len(codes), f"{len(codes)} distinct candidate{'s' * (len(codes) != 1)}")
         counter = {"done": 0}
 
@@ -498,7 +571,8 @@ class Solver:
             run.emit("testing", counter["done"], len(codes), f"rank {groups[index][0].rank}: {status}")
 
         with run.timed("test"):
-            verdicts = _sandbox_ranked(codes, run.task.tests, run.cancel, on_result, self._limits())
+            verdicts = _sandbox_ranked(codes, run.task.tests, run.cancel, on_result, self._limits(),
+                                       stop_at_first_pass)
         for group, verdict in zip(groups, verdicts):
             for c in group:
                 c.verdict = verdict
@@ -549,7 +623,8 @@ class Solver:
             extra={"route": route.as_dict() if route else None, "hints": run.hints,
                    "tiers": [{"tier": a.plan.tier, "k": len(a.candidates), "passed": a.passed,
                               "difficulty": round(a.difficulty, 4), "ranking": a.ranking,
-                              "repair": a.repair_of is not None} for a in run.attempts]},
+                              "repair": a.repair_of is not None} for a in run.attempts],
+                   "agreement": run.agreement},
             cancelled=cancelled)
 
 
@@ -604,15 +679,27 @@ def _canonical(code: str) -> str:
 
 
 def _winner(run: _Run) -> _Candidate | None:
-    """The first candidate that passed; else the one that passed most tests (ties: best rank); without tests, the
-    best-ranked."""
+    """The passing candidate agreement chose, or the first that passed; else the one that passed most tests (ties:
+    best rank); without tests, the best-ranked."""
     candidates = run.candidates
     if not candidates:
         return None
+    if run.chosen is not None:
+        return run.chosen
     passed = [c for c in candidates if c.passed]
     if passed:
         return min(passed, key=lambda c: c.rank)
     return _most_passing(candidates)
+
+
+def _passing_groups(attempt: _Attempt) -> list[list[_Candidate]]:
+    """The attempt's passing candidates, equal code together, best rank first (a group's size: how many samples
+    wrote that program)."""
+    groups: dict[str, list[_Candidate]] = {}
+    for c in sorted(attempt.candidates, key=lambda c: c.rank):
+        if c.passed:
+            groups.setdefault(_canonical(c.code), []).append(c)
+    return list(groups.values())
 
 
 def _most_passing(candidates: list[_Candidate]) -> _Candidate | None:
@@ -676,9 +763,9 @@ def _sandbox_run(code: str, suite, limits: Limits) -> Verdict:
     return sandbox.run(code, suite, limits=limits)
 
 
-def _sandbox_ranked(codes: list[str], suite, cancel: threading.Event,
-                    on_result: Callable[[int, Verdict], None], limits: Limits) -> list[Verdict | None]:
+def _sandbox_ranked(codes: list[str], suite, cancel: threading.Event, on_result: Callable[[int, Verdict], None],
+                    limits: Limits, stop_at_first_pass: bool = True) -> list[Verdict | None]:
     import sandbox
 
-    return sandbox.run_ranked(codes, suite, stop_at_first_pass=True, cancel=cancel, on_result=on_result,
-                              limits=limits)
+    return sandbox.run_ranked(codes, suite, stop_at_first_pass=stop_at_first_pass, cancel=cancel,
+                              on_result=on_result, limits=limits)

@@ -146,3 +146,20 @@ def test_weighted_vote():
     assert runner.weighted_vote(["A", "B", "B"], [0.9, 0.2, 0.2], [0, 0, 0]) == "A"
     assert runner.weighted_vote(["A", "B"], None, [-2.0, -1.0]) == "B"
     assert runner.weighted_vote([None], None, [0.0]) is None
+
+
+def test_agreement_summary_counts_changed_choices_that_gained_or_lost():
+    from bench.metrics import agreement
+
+    def record(changed, committed_passes, first_passing_hidden):
+        candidates = [{"rank": 1, "public": False, "hidden": False},
+                      {"rank": 2, "public": True, "hidden": first_passing_hidden},
+                      {"rank": 3, "public": True, "hidden": not first_passing_hidden}]
+        return {"pass_at_1": committed_passes, "candidates": candidates,
+                "agreement": {"changed": changed, "candidates": 2}}
+
+    records = [record(True, True, False),  # left a wrong best-ranked pass for a right one: gained
+               record(True, False, True),  # left a right one for a wrong one: lost
+               record(False, True, True),  # compared, kept the best-ranked
+               {"pass_at_1": True, "candidates": [], "agreement": None}]  # nothing to compare
+    assert agreement(records) == {"tasks_compared": 3, "changed": 2, "gained": 1, "lost": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import random
 import threading
 import time
@@ -129,8 +130,8 @@ def test_easy_task_is_verified_with_the_greedy_candidate_first(tmp_path: Path):
     assert len({s.seed for s in samplings}) == 3
 
 
-def test_sandbox_stops_at_the_first_passing_candidate(tmp_path: Path):
-    solver, _ = make_solver(tmp_path, greedy_wrong_one_sample_right)
+def test_sandbox_stops_at_the_first_passing_candidate_without_agreement(tmp_path: Path):
+    solver, _ = make_solver(tmp_path, greedy_wrong_one_sample_right, agreement_enabled=False)
     result = solver.solve(add_task(), k=6)
     assert result.verified
     ranks = {c.rank: c for c in result.candidates}
@@ -194,6 +195,65 @@ def test_after_the_last_tier_a_repair_prompt_tells_how_the_tests_failed(tmp_path
                                     repair_k=0, **FAST_FIRST)
     runtimes[0] = runtime2
     assert not solver2.solve(add_task()).verified and len(runtime2.calls) == 2
+
+
+ABS_PROMPT = 'def absolute(x):\n    """The absolute value of x: absolute(0) == 0, absolute(3) == 3."""\n'
+ABS_WEAK_TESTS = TestSuite(kind="assert", entry="absolute",
+                           assert_code="assert absolute(0) == 0\nassert absolute(3) == 3\n")
+ABS_IDENTITY = "def absolute(x):\n    return x\n```"  # passes the weak tests, wrong on negatives
+ABS_BUILTIN = "def absolute(x):\n    return abs(x)\n```"
+ABS_BRANCH = "def absolute(x):\n    return x if x > 0 else -x\n```"
+
+
+def abs_replies(runtimes: list):
+    """Greedy writes the identity; samples write two different right programs; asked for tests, two asserts."""
+    sampled = itertools.cycle([ABS_BUILTIN, ABS_BRANCH])
+
+    def reply(s: Sampling) -> str:
+        if "test cases" in runtimes[0].prompt:
+            return "-2) == 2\nassert absolute(5) == 5\n```"
+        return ABS_IDENTITY if s.temperature == 0 else next(sampled)
+    return reply
+
+
+def test_agreement_picks_the_passing_candidate_most_samples_and_written_tests_back(tmp_path: Path):
+    runtimes: list = []
+    solver, runtime = make_solver(tmp_path, abs_replies(runtimes))
+    runtimes.append(runtime)
+    task = Task(prompt=ABS_PROMPT, entry_point="absolute", tests=ABS_WEAK_TESTS)
+    result = solver.solve(task, k=4)
+    assert result.verified and all(c.passed for c in result.candidates)  # every one passes the weak tests
+    assert result.candidates[0].code.strip().endswith("return x")  # ranked first, as greedy
+    assert result.code.strip() != result.candidates[0].code.strip()  # ...but not chosen
+    assert "return x\n" not in result.code + "\n" and ("abs(x)" in result.code or "else -x" in result.code)
+    agreed = result.extra["agreement"]
+    assert agreed["candidates"] == 3 and agreed["model_tests"] == 2 and agreed["changed"]
+    assert agreed["tests_met"][0] == 1 and max(agreed["tests_met"]) == 2  # identity meets absolute(5) == 5 only
+    asked = runtime.calls[-1]
+    assert "test cases" in asked["prompt"] and ABS_PROMPT.strip() in asked["prompt"]
+    assert asked["samplings"][0].temperature == 0 and len(asked["samplings"]) == 1
+    # The chosen candidate, not the first passing one, is what the pattern cache keeps.
+    assert solver.cache.get(task.key).solution.strip() == result.code.strip()
+
+    off, runtime_off = make_solver(tmp_path / "off", abs_replies(runtimes), agreement_enabled=False)
+    runtimes[0] = runtime_off
+    plain = off.solve(task, k=4)
+    assert plain.code.strip().endswith("return x") and plain.extra["agreement"] is None
+    assert len(runtime_off.calls) == 1  # no tests were asked for
+
+
+def test_agreement_without_written_tests_and_not_for_one_program(tmp_path: Path):
+    runtimes: list = []
+    solver, runtime = make_solver(tmp_path, abs_replies(runtimes), agreement_tests=0)
+    runtimes.append(runtime)
+    task = Task(prompt=ABS_PROMPT, entry_point="absolute", tests=ABS_WEAK_TESTS)
+    result = solver.solve(task, k=4)
+    agreed = result.extra["agreement"]
+    assert agreed["model_tests"] == 0 and agreed["probes"] > 0 and len(runtime.calls) == 1
+    assert agreed["changed"] and not result.code.strip().endswith("return x")  # the two right ones agree
+    # One distinct program passing: nothing to compare, no extra generation.
+    same, runtime_same = make_solver(tmp_path / "same", always(RIGHT))
+    assert same.solve(add_task(), k=3).extra["agreement"] is None and len(runtime_same.calls) == 1
 
 
 def test_failure_report_names_the_failing_test_and_why_nothing_ran():
@@ -433,3 +493,23 @@ def test_the_test_timeout_setting_bounds_each_test_run(tmp_path: Path):
     assert result.candidates[0].verdict.tests[0].status == "timeout"
     roomy, _ = make_solver(tmp_path / "roomy", always(slow), test_timeout_s=8.0, max_escalations=0)
     assert roomy.solve(add_task(), k=1, use_cache=False).verified
+
+
+def test_real_model_writes_tests_that_tell_candidates_apart(tmp_path: Path, runtime):
+    """The tests agreement asks for, from the real default model: parseable asserts of the function whose inputs a
+    right program answers (they become probes), and some of whose expected values it meets (the 0.5B gets many
+    wrong, which is why they only break ties)."""
+    from engine.pipeline import _Run
+    from engine.probes import answer_digest, answers
+
+    solver = Solver(Settings(), worker=SyncWorker(runtime), db_path=tmp_path / "db.sqlite3")
+    task = example_task("textkit", "run_length_encode")
+    written = solver._written_tests(_Run(task, None, None))
+    assert len(written) >= 3 and all(isinstance(args, tuple) and len(args) == 1 for args, _ in written)
+    right = ("def run_length_encode(text):\n    out, i = [], 0\n    while i < len(text):\n        j = i\n"
+             "        while j < len(text) and text[j] == text[i]:\n            j += 1\n"
+             "        out.append(f'{text[i]}{j - i}')\n        i = j\n    return ''.join(out)\n")
+    got = answers(right, "run_length_encode", [args for args, _ in written], solver._limits())
+    assert got is not None and len(got) == len(written)
+    assert sum(not g.startswith("!") for g in got) >= len(got) / 2, written  # mostly valid inputs, not errors
+    assert any(g == answer_digest(want) for g, (_, want) in zip(got, written)), written
