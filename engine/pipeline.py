@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import random
@@ -52,7 +53,7 @@ PHASES = ("routing", "generating", "scoring", "testing", "escalating", "learning
 GREEDY_TIE = 0.05  # calibrated P(pass) within which the greedy candidate counts as tied with the best
 TASK_EMBED_PROMPT = "Task:\n"  # what a task's signature is read after, for its pattern-cache embedding
 MAX_BATCH = 32  # sequences one Runtime.generate call decodes together (Runtime.load's max_sequences)
-WRITTEN_TEST_TOKENS = 320  # for the model-written tests agreement asks for (prompts.TEST_CASES short asserts)
+WRITTEN_TEST_TOKENS = 32  # per test call agreement asks the model to write (a short assert line)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ class _Candidate:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.code.encode()).hexdigest()[:32]
+
+    @functools.cached_property
+    def canonical(self) -> str:
+        """Its code up to formatting and comments (parsed once: testing and agreement both group by it)."""
+        return _canonical(self.code)
 
 
 @dataclass
@@ -413,21 +419,20 @@ class Solver:
 
     # --- agreement among passing candidates ---
 
-    def _agreement_applies(self, run: _Run, attempt: _Attempt) -> bool:
-        task = run.task
-        # A method (dotted entry point) cannot be called on its own by the probe driver.
+    def _can_agree(self, task: Task) -> bool:
+        """Agreement is on and the task is a plain function (the probe driver cannot call a method on its own)."""
         return (self.settings.agreement_enabled and task.kind == "function" and bool(task.entry_point)
-                and "." not in task.entry_point and len({_canonical(c.code) for c in attempt.candidates}) > 1)
+                and "." not in task.entry_point)
 
     def _agree(self, run: _Run, attempt: _Attempt) -> None:
         """Among the different candidates that passed, take the one that answers probe inputs as most samples do and
         meets most model-written tests (engine.agreement); the best-ranked one when they cannot be told apart."""
         groups = _passing_groups(attempt)
-        if len(groups) < 2 or not self._agreement_applies(run, attempt):
+        if len(groups) < 2 or not self._can_agree(run.task):
             return
         task = run.task
         with run.timed("agree"):
-            written = self._written_tests(run) if self.settings.agreement_tests > 0 else []
+            written = self._written_tests(run, self.settings.agreement_tests) if self.settings.agreement_tests else []
             calls = [args for args, _ in written]
             seed_calls = probes.public_calls(task.tests, task.entry_point) + calls
             calls += probes.probe_calls(seed_calls, seed=task.key, limit=probes.MAX_PROBES - len(calls))
@@ -446,18 +451,18 @@ class Solver:
                          "tests_met": list(choice.tests_met), "chosen_rank": run.chosen.rank}
         run.emit("testing", len(groups), len(groups), f"rank {run.chosen.rank} agrees best")
 
-    def _written_tests(self, run: _Run) -> list[tuple[tuple, Any]]:
-        """Test calls the model writes from the task's specification (greedy, one short generation)."""
+    def _written_tests(self, run: _Run, count: int) -> list[tuple[tuple, Any]]:
+        """Up to `count` test calls the model writes from the task's specification (greedy, one short generation)."""
         from engine.runtime import Sampling
 
         task = run.task
         prefill = prompts.test_prefill(task)
 
         def job(rt):
-            prompt = rt.format_chat(prompts.build_test_messages(task)) + prefill
+            prompt = rt.format_chat(prompts.build_test_messages(task, count)) + prefill
             return rt.generate(prompt, [Sampling(temperature=0.0, seed=self._seed(task, 0))],
-                               max_tokens=WRITTEN_TEST_TOKENS, stop=prompts.stop_sequences(task), cancel=run.cancel,
-                               embed=False)
+                               max_tokens=WRITTEN_TEST_TOKENS * count, stop=prompts.stop_sequences(task),
+                               cancel=run.cancel, embed=False)
 
         try:
             reply = self._call(job, run.cancel)[0]
@@ -467,8 +472,7 @@ class Solver:
             log.warning("could not have the model write tests: %s", exc)
             return []
         run.check()
-        return probes.written_tests(prefill[len(prompts.PREFILL):] + reply.text, task.entry_point,
-                                    prompts.TEST_CASES)
+        return probes.written_tests(prefill[len(prompts.PREFILL):] + reply.text, task.entry_point, count)
 
     def _lens_difficulty(self, X: np.ndarray | None) -> float | None:
         if X is None:
@@ -557,11 +561,11 @@ class Solver:
         compare those that pass). True when one did."""
         unique: dict[str, list[_Candidate]] = {}
         for c in attempt.candidates:
-            unique.setdefault(_canonical(c.code), []).append(c)
+            unique.setdefault(c.canonical, []).append(c)
         groups = list(unique.values())
         codes = [group[0].code for group in groups]
         # Agreement compares every candidate that passes, so all of them run; otherwise the first pass ends it.
-        stop_at_first_pass = not self._agreement_applies(run, attempt)
+        stop_at_first_pass = len(groups) < 2 or not self._can_agree(run.task)
         run.emit("testing", 0, len(codes), f"{len(codes)} distinct candidate{'s' * (len(codes) != 1)}")
         counter = {"done": 0}
 
@@ -698,7 +702,7 @@ def _passing_groups(attempt: _Attempt) -> list[list[_Candidate]]:
     groups: dict[str, list[_Candidate]] = {}
     for c in sorted(attempt.candidates, key=lambda c: c.rank):
         if c.passed:
-            groups.setdefault(_canonical(c.code), []).append(c)
+            groups.setdefault(c.canonical, []).append(c)
     return list(groups.values())
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
-import json
 import math
 import random
 from pathlib import Path
 
+from sandbox.grading import parse_functional
 from sandbox.types import Limits, TestCase, TestSuite
 
 MAX_PROBES = 24  # calls per candidate: one sandbox run each, its answers hashed onto one line (300 characters kept)
@@ -38,10 +38,10 @@ def public_calls(suite: TestSuite | None, entry: str | None) -> list[tuple]:
 
 def _functional_calls(cases: tuple[TestCase, ...]) -> list[tuple]:
     calls = []
-    for case in cases:
+    for index, case in enumerate(cases):
         try:
-            calls.append(tuple(json.loads(line) for line in case.input.split("\n")))
-        except ValueError:
+            calls.append(tuple(parse_functional(case, index).args))
+        except ValueError:  # a malformed case (TestFormatError) seeds no probe
             continue
     return calls
 

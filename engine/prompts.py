@@ -45,15 +45,12 @@ def build_repair_messages(task: Task, hints: Sequence[str], failure: str) -> lis
     return messages[:-1] + [{"role": "user", "content": request}]
 
 
-TEST_CASES = 10  # asserts asked for when candidates that pass the same tests are told apart (engine.agreement)
-
-
-def build_test_messages(task: Task) -> list[dict[str, str]]:
-    """A request for test calls of a function task, written from its specification alone: their inputs tell
-    candidates apart, their expected values (not always right from a small model) vote among them."""
+def build_test_messages(task: Task, count: int) -> list[dict[str, str]]:
+    """A request for `count` test calls of a function task, written from its specification alone: their inputs tell
+    candidates apart, their expected values (often wrong from a small model) break ties among them."""
     entry = task.entry_point
     request = (f"Here is a Python function's specification:\n```python\n{task.prompt.rstrip()}\n```\n\n"
-               f"Write {TEST_CASES} test cases for `{entry}`, one per line, each as `assert {entry}(...) == ...` with "
+               f"Write {count} test cases for `{entry}`, one per line, each as `assert {entry}(...) == ...` with "
                f"literal arguments and the exact result the specification asks for. Cover the edge cases it "
                f"describes. Reply with only the asserts in one ```python code block.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]

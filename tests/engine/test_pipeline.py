@@ -251,6 +251,12 @@ def test_agreement_without_written_tests_and_not_for_one_program(tmp_path: Path)
     agreed = result.extra["agreement"]
     assert agreed["model_tests"] == 0 and agreed["probes"] > 0 and len(runtime.calls) == 1
     assert agreed["changed"] and not result.code.strip().endswith("return x")  # the two right ones agree
+    # The setting is how many tests are asked for and kept (the scripted reply has two).
+    one, runtime_one = make_solver(tmp_path / "one", abs_replies(runtimes), agreement_tests=1)
+    runtimes[0] = runtime_one
+    assert one.solve(task, k=4).extra["agreement"]["model_tests"] == 1
+    asked = runtime_one.calls[-1]
+    assert "Write 1 test cases" in asked["prompt"] and asked["max_tokens"] == 32
     # One distinct program passing: nothing to compare, no extra generation.
     same, runtime_same = make_solver(tmp_path / "same", always(RIGHT))
     assert same.solve(add_task(), k=3).extra["agreement"] is None and len(runtime_same.calls) == 1
@@ -504,7 +510,7 @@ def test_real_model_writes_tests_that_tell_candidates_apart(tmp_path: Path, runt
 
     solver = Solver(Settings(), worker=SyncWorker(runtime), db_path=tmp_path / "db.sqlite3")
     task = example_task("textkit", "run_length_encode")
-    written = solver._written_tests(_Run(task, None, None))
+    written = solver._written_tests(_Run(task, None, None), Settings().agreement_tests)
     assert len(written) >= 3 and all(isinstance(args, tuple) and len(args) == 1 for args, _ in written)
     right = ("def run_length_encode(text):\n    out, i = [], 0\n    while i < len(text):\n        j = i\n"
              "        while j < len(text) and text[j] == text[i]:\n            j += 1\n"
