@@ -24,6 +24,10 @@ from sandbox.server import ServerDied, pool, remove_tree, start_server
 from sandbox.types import Limits, TestResult, TestSuite, Verdict
 
 MAX_CODE_BYTES = 1 << 20
+# One candidate parsed at a time: run_ranked's workers parse concurrently, and CPython 3.11's ast.parse raised
+# "SystemError: AST constructor recursion depth mismatch" in one of them once (the worker thread died, its candidate
+# left untested). Parsing a candidate takes well under a millisecond, so the lock costs nothing measurable.
+_PARSE_LOCK = threading.Lock()
 _request_ids = itertools.count(1)
 
 
@@ -111,7 +115,8 @@ class Plan:
             raise pytest_kind.CandidateError(f"the candidate is larger than {MAX_CODE_BYTES} bytes")
         if self.suite.kind != "pytest":
             try:
-                ast.parse(code)
+                with _PARSE_LOCK:
+                    ast.parse(code)
             except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
                 raise pytest_kind.CandidateError(f"the candidate does not parse: {exc}") from exc
         return getattr(self, f"_jobs_{self.suite.kind}")(code)
