@@ -278,6 +278,13 @@ class Lease:
             self.pool.release(self.server)
             self.server = None
 
+    def discard(self) -> None:
+        """Close the server instead of pooling it: after an unexpected error its state is unknown."""
+        server, self.server = self.server, None
+        self.outstanding.clear()
+        if server is not None:
+            server.close()
+
 
 class FreshLease(Lease):
     """A fresh interpreter for every test: the slow way, kept to measure the fork server against
@@ -425,6 +432,14 @@ def run_candidate(code: str, plan: Plan, level: str, lease: Lease,
     return Verdict(passed, tests, level, time.monotonic() - started)
 
 
+def internal_error(suite: TestSuite, level: str, exc: Exception) -> Verdict:
+    """The verdict of a candidate the sandbox itself failed on: failed (never a pass nobody saw), every test marked
+    as a crash, and the error named, so the caller reports it rather than a candidate left untested."""
+    error = f"sandbox error (not the candidate's fault): {type(exc).__name__}: {exc}"
+    tests = [TestResult(name, "crash", 0.0, stderr_tail=error) for name in test_names(suite)]
+    return Verdict(False, tests, level, 0.0, error=error)
+
+
 def run(code: str, suite: TestSuite, *, limits: Limits = Limits(), isolation: str | None = None) -> Verdict:
     """Run one candidate against a suite. Raises ValueError (grading.TestFormatError) for a malformed suite and
     IsolationUnavailable when the forced level cannot be set up here."""
@@ -500,6 +515,9 @@ class _Ranked:
                 try:
                     verdict = run_candidate(self.codes[index], self.plan, self.level, lease,
                                             stop=lambda i=index: not self.wanted(i))
+                except Exception as exc:  # a fault of ours or of the interpreter: say so instead of dying silently
+                    lease.discard()
+                    verdict = internal_error(self.plan.suite, self.level, exc)
                 finally:
                     with self.lock:
                         self.running.pop(index, None)

@@ -53,3 +53,26 @@ def test_verdicts_after_a_cancel_still_work(strongest):
     cancel.set()
     assert sandbox.run_ranked([RIGHT], SUITE, cancel=cancel, limits=LIMITS) == [None]
     assert sandbox.run_ranked([RIGHT], SUITE, limits=LIMITS)[0].passed
+
+
+def test_an_unexpected_sandbox_error_fails_that_candidate_only_and_names_the_error(monkeypatch):
+    # Once, CPython's ast.parse raised SystemError inside a worker thread: the thread died and its candidate was left
+    # untested (None) with no word. Now that candidate gets a failed verdict naming the error; the rest still run.
+    from sandbox import runner
+
+    real = runner.run_candidate
+
+    def flaky(code, *args, **kwargs):
+        if code == WRONG:
+            raise SystemError("AST constructor recursion depth mismatch")
+        return real(code, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_candidate", flaky)
+    seen = []
+    results = sandbox.run_ranked([WRONG, RIGHT, RIGHT], SUITE, stop_at_first_pass=False, workers=2, limits=LIMITS,
+                                 on_result=lambda i, v: seen.append(i))
+    assert not results[0].passed
+    assert "SystemError" in results[0].error and "recursion depth mismatch" in results[0].error
+    assert [t.status for t in results[0].tests] == ["crash", "crash"]
+    assert results[1].passed and results[2].passed
+    assert sorted(seen) == [0, 1, 2]
