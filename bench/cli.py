@@ -86,6 +86,11 @@ def _headline(summary: dict) -> str:
         lines.append(f"  agreement compared passing candidates on {agreed['tasks_compared']} tasks: chose another "
                      f"than the best-ranked on {agreed['changed']} ({agreed['gained']} gained a hidden-test pass, "
                      f"{agreed['lost']} lost one)")
+    doubted = summary.get("doubt") or {}
+    if doubted.get("tasks_escalated"):
+        lines.append(f"  weak support (min_support): {doubted['tasks_escalated']} tasks escalated past a passing "
+                     f"answer; the choice changed on {doubted['changed']} ({doubted['gained']} gained a hidden-test "
+                     f"pass, {doubted['lost']} lost one)")
     labelled = summary.get("labelled_set")
     if labelled:
         lines.append(f"  Lens labels: {labelled['samples']} candidates of {labelled['tasks']} tasks "

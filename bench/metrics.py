@@ -119,6 +119,21 @@ def agreement(records: Sequence[dict]) -> dict[str, Any]:
     return {"tasks_compared": len(compared), "changed": len(changed), "gained": gained, "lost": lost}
 
 
+def doubt(records: Sequence[dict]) -> dict[str, Any]:
+    """What escalating past a weakly supported pass did (min_support): tasks escalated, how often the committed code
+    differs from the choice before the first such escalation, and whether that gained or lost a hidden-test pass."""
+    escalated = [r for r in records if r.get("doubt")]
+    changed = gained = lost = 0
+    for r in escalated:
+        before = [c for c in r.get("candidates") or [] if c["rank"] == r["doubt"][0].get("choice_rank")]
+        if not before or before[0].get("code") == r.get("code"):
+            continue
+        changed += 1
+        gained += bool(r["pass_at_1"] and not before[0]["hidden"])
+        lost += bool(not r["pass_at_1"] and before[0]["hidden"])
+    return {"tasks_escalated": len(escalated), "changed": changed, "gained": gained, "lost": lost}
+
+
 def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any],
               notes: Sequence[str] = (), dataset_stats: dict[str, Any] | None = None,
               skipped: Sequence[str] = ()) -> dict[str, Any]:
@@ -146,6 +161,7 @@ def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any]
         "tokens": speed["tokens"],
         "solve_seconds": speed["solve_seconds"],
         "agreement": agreement(records),
+        "doubt": doubt(records),
         "tier_counts": dict(Counter(str(r.get("tier")) for r in records)),
         "ranking_counts": dict(Counter(str(r.get("ranking")) for r in records)),
         "learning_curve": learning_curve(records),

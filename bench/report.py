@@ -111,6 +111,11 @@ def render(summary: dict[str, Any], records: Sequence[dict]) -> str:
         parts.append("<h2>agreement among passing candidates</h2>" + _table(
             ("tasks compared", "choice changed", "gained a pass", "lost a pass"),
             [[str(agreed[k]) for k in ("tasks_compared", "changed", "gained", "lost")]]))
+    doubted = summary.get("doubt") or {}
+    if doubted.get("tasks_escalated"):
+        parts.append("<h2>escalations past a weakly supported pass</h2>" + _table(
+            ("tasks escalated", "choice changed", "gained a pass", "lost a pass"),
+            [[str(doubted[k]) for k in ("tasks_escalated", "changed", "gained", "lost")]]))
     columns = ("epoch", "tasks", "pass_rate", "first_pick_accuracy", "lens_first_pick_accuracy", "energy_gap")
     parts.append("<h2>learning curve</h2>" + _table(
         ("epoch", "tasks", "pass rate", "first-pick accuracy", "Lens first pick", "energy gap"),

@@ -195,6 +195,7 @@ def solve_code(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict
         "grade_seconds": time.monotonic() - started, "tokens": result.tokens,
         "generate_seconds": float(result.timings.get("generate", 0.0)), "note": result.note,
         "attempts": result.extra.get("tiers", []), "agreement": result.extra.get("agreement"),
+        "doubt": result.extra.get("doubt") or [],
         "code": (result.code or "")[:6000],
         "candidates": [_candidate_row(c, g, {"code": c.code[:6000]}) for c, g in zip(result.candidates, grades)],
     }

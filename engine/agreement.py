@@ -24,6 +24,7 @@ class Choice:
     scores: tuple[float, ...]  # each candidate's consensus; -1 for one that gave no answers
     tests_met: tuple[int, ...]  # model-written tests each candidate met
     probes_used: int  # probes in the consensus (at most half the candidates raised on them)
+    support: int = 0  # samples answering every usable probe as the chosen candidate does (its own included)
 
     @property
     def changed(self) -> bool:
@@ -52,7 +53,16 @@ def choose(answers: Sequence[Sequence[str] | None], counts: Sequence[int],
         met.append(tests)
     # Rounded: equal consensus reached by different sums of shares must tie.
     best = max(range(len(answers)), key=lambda i: (round(scores[i], 9), met[i], -i)) if answers else 0
-    return Choice(best, tuple(scores), tuple(met), len(used))
+    return Choice(best, tuple(scores), tuple(met), len(used), _support(answers, counts, best, used))
+
+
+def _support(answers: Sequence[Sequence[str] | None], counts: Sequence[int], best: int, used: list[int]) -> int:
+    """How many samples answer as candidate `best` does on every usable probe."""
+    mine = answers[best] if answers else None
+    if mine is None:
+        return counts[best] if answers else 0
+    return sum(count for theirs, count in zip(answers, counts)
+               if theirs is not None and _agreement(mine, theirs, used) == 1.0)
 
 
 def _usable_probes(answered: list[Sequence[str]]) -> list[int]:

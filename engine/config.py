@@ -97,6 +97,12 @@ class Settings:
         10, "Test cases the model writes from the specification to tell passing candidates apart (one extra "
         "generation, only when several different candidates pass); 0 = compare on varied test inputs only.",
         minimum=0, maximum=20)
+    min_support: float = setting(
+        0.5, "A passing answer is committed when more than this share of the solve's samples pass the tests and "
+        "answer probe inputs as it does; with less support (weak tests let a wrong program through; the samples "
+        "disagree) the next tier is tried, within max_escalations and escalation_token_budget, and the choice is "
+        "made again among all passing candidates. 0 commits the first answer that passes (the fastest). Needs "
+        "agreement_enabled.", minimum=0.0, maximum=1.0)
     test_timeout_s: float = setting(
         6.0, "Wall-clock seconds one test run of a candidate may take in the sandbox (its CPU-time limit follows); "
         "raise it for slow test suites or a busy machine.", minimum=0.5, maximum=600.0)

@@ -5,7 +5,8 @@
     solve greedy) -> self-embeddings (from the generation) -> Lens ranking (log-probability before a Lens exists) ->
     sandbox in that order, first pass wins (when several different ones pass: the one that answers probe inputs as
     most samples do and meets most model-written tests, engine.agreement) -> escalate to a higher tier while the
-    budget allows ->
+    budget allows, when nothing passed or when the pass has weak support (no more than min_support of the samples
+    pass and answer as it does: weak tests let a wrong program through), choosing again among every pass ->
     repair (after the last tier: a batch from a prompt that adds how the best failed candidate failed the tests) ->
     learn (Lens samples, router posteriors, pattern cache) -> SolveResult
 
@@ -109,6 +110,7 @@ class _Attempt:
     ranking: str = "logprob"
     note: str = ""
     repair_of: _Candidate | None = None  # set for a repair batch: the failed candidate whose failure its prompt shows
+    reason: str = "route"  # why this tier was tried: route, no pass (the one before failed), weak support, repair
 
     @property
     def passed(self) -> bool:
@@ -130,6 +132,9 @@ class _Run:
         self.task_embedding: np.ndarray | None = None
         self.chosen: _Candidate | None = None  # the passing candidate agreement chose, when it compared several
         self.agreement: dict[str, Any] | None = None
+        self.written: list[tuple[tuple, Any]] | None = None  # the model-written tests, asked for once per solve
+        self.answers: dict[str, list[str] | None] = {}  # probe answers per canonical program
+        self.doubts: list[dict[str, Any]] = []  # each escalation past a passing answer with weak support
 
     def emit(self, phase: str, done: int = 0, total: int = 0, message: str = "",
              fraction: float | None = None) -> None:
@@ -364,27 +369,48 @@ class Solver:
     # --- generate, rank, test, escalate ---
 
     def _attempt_tiers(self, run: _Run, route: Route, *, fixed: bool) -> None:
-        plan, d, b = route.plan, route.difficulty, route.bin
+        plan, d, b, reason = route.plan, route.difficulty, route.bin, "route"
         while True:
-            attempt = _Attempt(plan, d, b)
+            attempt = _Attempt(plan, d, b, reason=reason)
             run.attempts.append(attempt)
             self._generate(run, attempt)
             self._rank(run, attempt)
             if not run.task.tests:
                 return
-            if self._test(run, attempt):
-                self._agree(run, attempt)
-                return
-            if fixed:
-                return
+            self._test(run, attempt)
             tokens = sum(c.tokens for c in run.candidates)
-            following = self._escalation(run, attempt, tokens)
-            if following is None:
-                self._repair(run, attempt)
-                return
+            if any(c.passed for c in run.candidates):
+                supported = self._agree(run)
+                if fixed or self._convinced(run, supported):
+                    return
+                following = self._escalation(run, attempt, tokens)
+                if following is None:
+                    return
+                self._doubt(run, attempt, supported, following[0])
+                reason, why = "weak support", (f"only {supported} of {len(run.candidates)} samples pass and agree; "
+                                               f"trying {following[0].tier} (k={following[0].k})")
+            else:
+                if fixed:
+                    return
+                following = self._escalation(run, attempt, tokens)
+                if following is None:
+                    self._repair(run, attempt)
+                    return
+                reason, why = "no pass", f"no candidate passed at {attempt.plan.tier}; trying {following[0].tier} " \
+                                         f"(k={following[0].k})"
             plan, d, b = following
-            run.emit("escalating", len(run.attempts), len(run.attempts) + 1,
-                     f"no candidate passed at {attempt.plan.tier}; trying {plan.tier} (k={plan.k})")
+            run.emit("escalating", len(run.attempts), len(run.attempts) + 1, why)
+
+    def _convinced(self, run: _Run, supported: int) -> bool:
+        """Commit to the chosen answer: enough of the samples pass and answer as it does, or support is not asked
+        for (min_support 0) or cannot be judged (agreement off or impossible for this task)."""
+        share = self.settings.min_support
+        return share <= 0 or not self._can_agree(run.task) or supported > share * len(run.candidates)
+
+    def _doubt(self, run: _Run, attempt: _Attempt, supported: int, following: TierPlan) -> None:
+        winner = _winner(run)
+        run.doubts.append({"tier": attempt.plan.tier, "supported": supported, "samples": len(run.candidates),
+                           "choice_rank": winner.rank if winner else None, "next": following.tier})
 
     def _escalation(self, run: _Run, failed: _Attempt, tokens_used: int) -> tuple[TierPlan, float, int] | None:
         """The next tier: re-route among the tiers above with the Lens's view of the failures added."""
@@ -408,14 +434,14 @@ class Solver:
         if self.settings.repair_k <= 0 or broken is None or broken.verdict is None:
             return
         attempt = _Attempt(dataclasses.replace(failed.plan, k=self.settings.repair_k), failed.difficulty, failed.bin,
-                           repair_of=broken)
+                           repair_of=broken, reason="repair")
         run.attempts.append(attempt)
         run.emit("escalating", len(run.attempts), len(run.attempts),
                  f"no candidate passed at {failed.plan.tier}; repairing the best failed one (k={attempt.plan.k})")
         self._generate(run, attempt)
         self._rank(run, attempt)
         if self._test(run, attempt):
-            self._agree(run, attempt)
+            self._agree(run)
 
     # --- agreement among passing candidates ---
 
@@ -424,32 +450,43 @@ class Solver:
         return (self.settings.agreement_enabled and task.kind == "function" and bool(task.entry_point)
                 and "." not in task.entry_point)
 
-    def _agree(self, run: _Run, attempt: _Attempt) -> None:
-        """Among the different candidates that passed, take the one that answers probe inputs as most samples do and
-        meets most model-written tests (engine.agreement); the best-ranked one when they cannot be told apart."""
-        groups = _passing_groups(attempt)
+    def _agree(self, run: _Run) -> int:
+        """Among the different candidates that passed (in every tier so far), take the one that answers probe inputs
+        as most samples do and meets most model-written tests (engine.agreement); the best-ranked one when they
+        cannot be told apart. Returns its support: the samples that pass and answer as it does."""
+        groups = _passing_groups(run.candidates)
         if len(groups) < 2 or not self._can_agree(run.task):
-            return
+            return len(groups[0]) if groups else 0
         task = run.task
         with run.timed("agree"):
-            written = self._written_tests(run, self.settings.agreement_tests) if self.settings.agreement_tests else []
+            if run.written is None:
+                run.written = self._written_tests(run, self.settings.agreement_tests) \
+                    if self.settings.agreement_tests else []
+            written = run.written
             calls = [args for args, _ in written]
             seed_calls = probes.public_calls(task.tests, task.entry_point) + calls
             calls += probes.probe_calls(seed_calls, seed=task.key, limit=probes.MAX_PROBES - len(calls))
             expected = [probes.answer_digest(want) for _, want in written]
-            if not calls:
-                return
+            if not calls:  # nothing tells them apart: all of them answer alike as far as can be seen
+                return sum(len(g) for g in groups)
             run.emit("testing", 0, len(groups), f"comparing {len(groups)} passing candidates on {len(calls)} inputs")
-            answers = []
-            for group in groups:
-                run.check()
-                answers.append(probes.answers(group[0].code, task.entry_point, calls, self._limits()))
+            answers = [self._answers(run, group[0], calls) for group in groups]
             choice = agreement.choose(answers, [len(g) for g in groups], expected)
         run.chosen = groups[choice.index][0]
         run.agreement = {"candidates": len(groups), "probes": len(calls), "model_tests": len(written),
                          "changed": choice.changed, "scores": [round(x, 3) for x in choice.scores],
-                         "tests_met": list(choice.tests_met), "chosen_rank": run.chosen.rank}
+                         "tests_met": list(choice.tests_met), "chosen_rank": run.chosen.rank,
+                         "support": choice.support}
         run.emit("testing", len(groups), len(groups), f"rank {run.chosen.rank} agrees best")
+        return choice.support
+
+    def _answers(self, run: _Run, candidate: _Candidate, calls: list[tuple]) -> list[str] | None:
+        """A program's probe answers, run once per solve (a later tier's agreement compares it again)."""
+        if candidate.canonical not in run.answers:
+            run.check()
+            run.answers[candidate.canonical] = probes.answers(candidate.code, run.task.entry_point, calls,
+                                                              self._limits())
+        return run.answers[candidate.canonical]
 
     def _written_tests(self, run: _Run, count: int) -> list[tuple[tuple, Any]]:
         """Up to `count` test calls the model writes from the task's specification (greedy, one short generation)."""
@@ -627,8 +664,8 @@ class Solver:
             extra={"route": route.as_dict() if route else None, "hints": run.hints,
                    "tiers": [{"tier": a.plan.tier, "k": len(a.candidates), "passed": a.passed,
                               "difficulty": round(a.difficulty, 4), "ranking": a.ranking,
-                              "repair": a.repair_of is not None} for a in run.attempts],
-                   "agreement": run.agreement},
+                              "repair": a.repair_of is not None, "reason": a.reason} for a in run.attempts],
+                   "agreement": run.agreement, "doubt": run.doubts},
             cancelled=cancelled)
 
 
@@ -696,11 +733,11 @@ def _winner(run: _Run) -> _Candidate | None:
     return _most_passing(candidates)
 
 
-def _passing_groups(attempt: _Attempt) -> list[list[_Candidate]]:
-    """The attempt's passing candidates, equal code together, best rank first (a group's size: how many samples
-    wrote that program)."""
+def _passing_groups(candidates: list[_Candidate]) -> list[list[_Candidate]]:
+    """The passing candidates, equal code together, best rank first (a group's size: how many samples wrote that
+    program)."""
     groups: dict[str, list[_Candidate]] = {}
-    for c in sorted(attempt.candidates, key=lambda c: c.rank):
+    for c in sorted(candidates, key=lambda c: c.rank):
         if c.passed:
             groups.setdefault(c.canonical, []).append(c)
     return list(groups.values())

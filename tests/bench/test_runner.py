@@ -163,3 +163,21 @@ def test_agreement_summary_counts_changed_choices_that_gained_or_lost():
                record(False, True, True),  # compared, kept the best-ranked
                {"pass_at_1": True, "candidates": [], "agreement": None}]  # nothing to compare
     assert agreement(records) == {"tasks_compared": 3, "changed": 2, "gained": 1, "lost": 1}
+
+
+def test_doubt_summary_counts_escalations_that_changed_the_committed_code():
+    from bench.metrics import doubt
+
+    def record(committed_rank, committed_passes, before_hidden):
+        candidates = [{"rank": 1, "code": "first", "hidden": before_hidden},
+                      {"rank": 2, "code": "second", "hidden": committed_passes},
+                      {"rank": 3, "code": "first", "hidden": before_hidden}]  # the same program sampled again
+        code = {1: "first", 2: "second", 3: "first"}[committed_rank]
+        return {"pass_at_1": committed_passes, "code": code, "candidates": candidates,
+                "doubt": [{"tier": "STANDARD", "supported": 1, "samples": 5, "choice_rank": 1, "next": "HARD"}]}
+
+    records = [record(2, True, False),  # escalated, a right program replaced a wrong one: gained
+               record(2, False, True),  # escalated, a wrong one replaced a right one: lost
+               record(3, True, True),  # escalated; the same program, sampled again, still chosen: unchanged
+               {"pass_at_1": True, "code": "x", "candidates": [], "doubt": []}]  # committed at once
+    assert doubt(records) == {"tasks_escalated": 3, "changed": 2, "gained": 1, "lost": 1}

@@ -88,6 +88,15 @@ def test_choose_prefers_what_most_samples_answer():
     assert agreement.choose([right, right], [1, 1]).index == 0
 
 
+def test_choose_counts_the_samples_that_answer_as_the_chosen_one_does():
+    right, wrong, other = ["a", "b", "c"], ["a", "x", "c"], ["z", "b", "c"]
+    assert agreement.choose([wrong, right, right, other], [1, 2, 1, 1]).support == 3
+    assert agreement.choose([right], [4]).support == 4
+    # A probe most candidates raise on is left out of the support as it is of the consensus.
+    assert agreement.choose([["!e", "y"], ["!f", "y"], ["1", "n"]], [1, 1, 1]).support == 2
+    assert agreement.choose([None, ["1"]], [5, 1]).support == 1
+
+
 def test_choose_lets_model_written_tests_break_a_tie():
     a, b = ["1", "2"], ["1", "3"]
     assert agreement.choose([a, b], [1, 1]).index == 0  # one each: a tie, best rank

@@ -262,6 +262,64 @@ def test_agreement_without_written_tests_and_not_for_one_program(tmp_path: Path)
     assert same.solve(add_task(), k=3).extra["agreement"] is None and len(runtime_same.calls) == 1
 
 
+ABS_NEGATE = "def absolute(x):\n    return -x\n```"  # fails absolute(3) == 3
+
+
+def weakly_supported_replies(runtimes: list, escalated: list[str]):
+    """FAST (temperature 0.7): greedy writes the identity, which passes the weak tests, and both samples fail them;
+    a later tier (0.8 and up) writes `escalated` in turn; asked for tests, two asserts."""
+    later = itertools.cycle(escalated)
+
+    def reply(s: Sampling) -> str:
+        if "test cases" in runtimes[0].prompt:
+            return "-2) == 2\nassert absolute(5) == 5\n```"
+        if s.temperature == 0:
+            return ABS_IDENTITY
+        return ABS_NEGATE if s.temperature < 0.75 else next(later)
+    return reply
+
+
+def test_a_pass_few_samples_support_escalates_and_the_choice_is_made_again(tmp_path: Path):
+    runtimes: list = []
+    settings = dict(tier_k=(3, 4, 8), tier_temperature=(0.7, 0.8, 1.0), **FAST_FIRST)
+    solver, runtime = make_solver(tmp_path, weakly_supported_replies(runtimes, [ABS_BUILTIN, ABS_BRANCH]),
+                                  **settings)
+    runtimes.append(runtime)
+    task = Task(prompt=ABS_PROMPT, entry_point="absolute", tests=ABS_WEAK_TESTS)
+    result = solver.solve(task)
+    tiers = result.extra["tiers"]
+    # One sample of three passed: too little support, so STANDARD was tried although FAST had passed.
+    assert [(t["tier"], t["passed"], t["reason"]) for t in tiers] == [
+        ("FAST", True, "route"), ("STANDARD", True, "weak support")]
+    assert result.extra["doubt"] == [{"tier": "FAST", "supported": 1, "samples": 3, "choice_rank": 1,
+                                      "next": "STANDARD"}]
+    # Chosen among every passing candidate of both tiers: the four right samples agree; the identity is left.
+    assert result.verified and ("abs(x)" in result.code or "else -x" in result.code)
+    assert result.extra["agreement"]["support"] == 4 and result.k == 7
+    assert sum("test cases" in call["prompt"] for call in runtime.calls) == 1  # tests written once per solve
+
+    # min_support 0: the first pass is committed, as before.
+    fast, runtime_fast = make_solver(tmp_path / "off", weakly_supported_replies(runtimes, [ABS_BUILTIN]),
+                                     min_support=0.0, **settings)
+    runtimes[0] = runtime_fast
+    plain = fast.solve(task)
+    assert [t["tier"] for t in plain.extra["tiers"]] == ["FAST"] and plain.code.strip().endswith("return x")
+    assert plain.extra["doubt"] == []
+
+
+def test_a_weakly_supported_pass_is_kept_when_the_higher_tiers_fail(tmp_path: Path):
+    runtimes: list = []
+    solver, runtime = make_solver(tmp_path, weakly_supported_replies(runtimes, [ABS_NEGATE]), tier_k=(3, 4, 8),
+                                  tier_temperature=(0.7, 0.8, 1.0), repair_k=3, **FAST_FIRST)
+    runtimes.append(runtime)
+    result = solver.solve(Task(prompt=ABS_PROMPT, entry_point="absolute", tests=ABS_WEAK_TESTS))
+    tiers = result.extra["tiers"]
+    assert [(t["tier"], t["passed"]) for t in tiers] == [("FAST", True), ("STANDARD", False), ("HARD", False)]
+    assert not any(t["repair"] for t in tiers)  # something passed: no repair prompt
+    assert result.verified and result.code.strip().endswith("return x") and "no candidate passed" not in result.note
+    assert [d["tier"] for d in result.extra["doubt"]] == ["FAST", "STANDARD"]
+
+
 def test_failure_report_names_the_failing_test_and_why_nothing_ran():
     from engine.pipeline import failure_report
     from sandbox.types import TestResult, Verdict
