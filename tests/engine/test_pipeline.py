@@ -283,7 +283,7 @@ def test_a_pass_few_samples_support_escalates_and_the_choice_is_made_again(tmp_p
     runtimes: list = []
     settings = dict(tier_k=(3, 4, 8), tier_temperature=(0.7, 0.8, 1.0), **FAST_FIRST)
     solver, runtime = make_solver(tmp_path, weakly_supported_replies(runtimes, [ABS_BUILTIN, ABS_BRANCH]),
-                                  **settings)
+                                  min_support=0.5, **settings)
     runtimes.append(runtime)
     task = Task(prompt=ABS_PROMPT, entry_point="absolute", tests=ABS_WEAK_TESTS)
     result = solver.solve(task)
@@ -298,9 +298,9 @@ def test_a_pass_few_samples_support_escalates_and_the_choice_is_made_again(tmp_p
     assert result.extra["agreement"]["support"] == 4 and result.k == 7
     assert sum("test cases" in call["prompt"] for call in runtime.calls) == 1  # tests written once per solve
 
-    # min_support 0: the first pass is committed, as before.
+    # min_support 0 (the default): the first pass is committed.
     fast, runtime_fast = make_solver(tmp_path / "off", weakly_supported_replies(runtimes, [ABS_BUILTIN]),
-                                     min_support=0.0, **settings)
+                                     **settings)
     runtimes[0] = runtime_fast
     plain = fast.solve(task)
     assert [t["tier"] for t in plain.extra["tiers"]] == ["FAST"] and plain.code.strip().endswith("return x")
@@ -310,7 +310,7 @@ def test_a_pass_few_samples_support_escalates_and_the_choice_is_made_again(tmp_p
 def test_a_weakly_supported_pass_is_kept_when_the_higher_tiers_fail(tmp_path: Path):
     runtimes: list = []
     solver, runtime = make_solver(tmp_path, weakly_supported_replies(runtimes, [ABS_NEGATE]), tier_k=(3, 4, 8),
-                                  tier_temperature=(0.7, 0.8, 1.0), repair_k=3, **FAST_FIRST)
+                                  tier_temperature=(0.7, 0.8, 1.0), repair_k=3, min_support=0.5, **FAST_FIRST)
     runtimes.append(runtime)
     result = solver.solve(Task(prompt=ABS_PROMPT, entry_point="absolute", tests=ABS_WEAK_TESTS))
     tiers = result.extra["tiers"]
