@@ -109,29 +109,32 @@ def agreement(records: Sequence[dict]) -> dict[str, Any]:
     """What choosing by agreement did: tasks where several different candidates passed the public tests and were
     compared, how often the choice left the best-ranked one, and whether that gained or lost a hidden-test pass."""
     compared = [r for r in records if r.get("agreement")]
-    changed = [r for r in compared if r["agreement"].get("changed")]
-    gained = lost = 0
-    for r in changed:
+    changed = []
+    for r in compared:
         passing = [c for c in r.get("candidates") or [] if c.get("public")]
-        first = min(passing, key=lambda c: c["rank"])["hidden"] if passing else None
-        gained += bool(r["pass_at_1"] and first is False)
-        lost += bool(not r["pass_at_1"] and first is True)
-    return {"tasks_compared": len(compared), "changed": len(changed), "gained": gained, "lost": lost}
+        if r["agreement"].get("changed"):
+            changed.append((r, min(passing, key=lambda c: c["rank"])["hidden"] if passing else None))
+    return {"tasks_compared": len(compared), **_changes(changed)}
 
 
 def doubt(records: Sequence[dict]) -> dict[str, Any]:
     """What escalating past a weakly supported pass did (min_support): tasks escalated, how often the committed code
     differs from the choice before the first such escalation, and whether that gained or lost a hidden-test pass."""
     escalated = [r for r in records if r.get("doubt")]
-    changed = gained = lost = 0
+    changed = []
     for r in escalated:
         before = [c for c in r.get("candidates") or [] if c["rank"] == r["doubt"][0].get("choice_rank")]
-        if not before or before[0].get("code") == r.get("code"):
-            continue
-        changed += 1
-        gained += bool(r["pass_at_1"] and not before[0]["hidden"])
-        lost += bool(not r["pass_at_1"] and before[0]["hidden"])
-    return {"tasks_escalated": len(escalated), "changed": changed, "gained": gained, "lost": lost}
+        if before and before[0].get("code") != r.get("code"):
+            changed.append((r, before[0]["hidden"]))
+    return {"tasks_escalated": len(escalated), **_changes(changed)}
+
+
+def _changes(changed: list[tuple[dict, bool | None]]) -> dict[str, int]:
+    """Changed choices, given each task's record and whether the choice it replaced passed the hidden tests (None:
+    unknown): how many, and how many gained or lost a hidden-test pass."""
+    gained = sum(1 for r, before in changed if r["pass_at_1"] and before is False)
+    lost = sum(1 for r, before in changed if not r["pass_at_1"] and before is True)
+    return {"changed": len(changed), "gained": gained, "lost": lost}
 
 
 def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any],

@@ -378,28 +378,22 @@ class Solver:
             if not run.task.tests:
                 return
             self._test(run, attempt)
-            tokens = sum(c.tokens for c in run.candidates)
-            if any(c.passed for c in run.candidates):
-                supported = self._agree(run)
-                if fixed or self._convinced(run, supported):
-                    return
-                following = self._escalation(run, attempt, tokens)
-                if following is None:
-                    return
-                self._doubt(run, attempt, supported, following[0])
-                reason, why = "weak support", (f"only {supported} of {len(run.candidates)} samples pass and agree; "
-                                               f"trying {following[0].tier} (k={following[0].k})")
-            else:
-                if fixed:
-                    return
-                following = self._escalation(run, attempt, tokens)
-                if following is None:
+            passed = any(c.passed for c in run.candidates)
+            supported = self._agree(run) if passed else 0
+            if fixed or (passed and self._convinced(run, supported)):
+                return
+            following = self._escalation(run, attempt, sum(c.tokens for c in run.candidates))
+            if following is None:
+                if not passed:
                     self._repair(run, attempt)
-                    return
-                reason, why = "no pass", f"no candidate passed at {attempt.plan.tier}; trying {following[0].tier} " \
-                                         f"(k={following[0].k})"
+                return
             plan, d, b = following
-            run.emit("escalating", len(run.attempts), len(run.attempts) + 1, why)
+            if passed:
+                self._doubt(run, attempt, supported, plan)
+                reason, cause = "weak support", f"only {supported} of {len(run.candidates)} samples pass and agree"
+            else:
+                reason, cause = "no pass", f"no candidate passed at {attempt.plan.tier}"
+            run.emit("escalating", len(run.attempts), len(run.attempts) + 1, f"{cause}; trying {plan.tier} (k={plan.k})")
 
     def _convinced(self, run: _Run, supported: int) -> bool:
         """Commit to the chosen answer: enough of the samples pass and answer as it does, or support is not asked

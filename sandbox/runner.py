@@ -392,12 +392,10 @@ def run_candidate(code: str, plan: Plan, level: str, lease: Lease,
                   stop: Callable[[], bool] = lambda: False) -> Verdict | None:
     """All tests of one candidate on the leased server; None when stopped or cancelled before the end."""
     started = time.monotonic()
-    names = test_names(plan.suite)
     try:
         jobs = plan.jobs(code)
     except pytest_kind.CandidateError as exc:
-        tests = [TestResult(name, "crash", 0.0, stderr_tail=str(exc)) for name in names]
-        return Verdict(False, tests, level, time.monotonic() - started, error=str(exc))
+        return crashed(plan.suite, level, str(exc), time.monotonic() - started)
     tests: list[TestResult] = []
     pending: list[Sent] = []
     waiting = list(jobs)
@@ -432,12 +430,11 @@ def run_candidate(code: str, plan: Plan, level: str, lease: Lease,
     return Verdict(passed, tests, level, time.monotonic() - started)
 
 
-def internal_error(suite: TestSuite, level: str, exc: Exception) -> Verdict:
-    """The verdict of a candidate the sandbox itself failed on: failed (never a pass nobody saw), every test marked
-    as a crash, and the error named, so the caller reports it rather than a candidate left untested."""
-    error = f"sandbox error (not the candidate's fault): {type(exc).__name__}: {exc}"
+def crashed(suite: TestSuite, level: str, error: str, seconds: float = 0.0) -> Verdict:
+    """The verdict of a candidate none of whose tests could run: failed, every test marked as a crash, the error
+    named (a candidate that does not parse, or the sandbox's own fault)."""
     tests = [TestResult(name, "crash", 0.0, stderr_tail=error) for name in test_names(suite)]
-    return Verdict(False, tests, level, 0.0, error=error)
+    return Verdict(False, tests, level, seconds, error=error)
 
 
 def run(code: str, suite: TestSuite, *, limits: Limits = Limits(), isolation: str | None = None) -> Verdict:
@@ -517,7 +514,8 @@ class _Ranked:
                                             stop=lambda i=index: not self.wanted(i))
                 except Exception as exc:  # a fault of ours or of the interpreter: say so instead of dying silently
                     lease.discard()
-                    verdict = internal_error(self.plan.suite, self.level, exc)
+                    verdict = crashed(self.plan.suite, self.level,
+                                      f"sandbox error (not the candidate's fault): {type(exc).__name__}: {exc}")
                 finally:
                     with self.lock:
                         self.running.pop(index, None)
