@@ -20,7 +20,7 @@ import pytest
 from engine import prompts
 from engine.cache import signature_of
 from engine.config import Settings
-from engine.pipeline import Progress, Solver
+from engine.pipeline import Progress, Solver, _canonical
 from engine.runtime import Cancelled, Generation, Sampling
 from engine.task import Task
 from engine.workspace import build_task
@@ -546,6 +546,34 @@ def test_real_model_repairs_after_the_last_tier_with_the_real_failure(tmp_path: 
     assert result.verified == any(c.passed for c in repaired)
     assert solver.conn.execute("SELECT tier, sum(successes), sum(failures) FROM router_posteriors "
                                "GROUP BY tier").fetchall() == [("FAST", 0, 1)]
+
+
+def test_real_model_escalates_past_a_weakly_supported_pass(tmp_path: Path, runtime):
+    """is_palindrome: FAST's greedy answer passes, but min_support 1.0 asks for more support than one sample can
+    give, so the solve escalates to STANDARD. If STANDARD passes something, the choice is made again among both
+    tiers' passing programs; if not (the 0.5B's sampled answers fail here), FAST's answer stands and no repair runs.
+    The model-written tests are asked for at most once."""
+    settings = Settings(tier_k=(1, 3, 8), tier_max_tokens=SHORT, max_escalations=1, router_cost_weight=10.0,
+                        min_support=1.0)
+    recorder = PromptRecorder(runtime)
+    solver = Solver(settings, worker=SyncWorker(recorder), db_path=tmp_path / "db.sqlite3")
+    task = example_task("textkit", "is_palindrome")
+    result = solver.solve(task, use_cache=False)
+    tiers = result.extra["tiers"]
+    assert [(t["tier"], t["reason"]) for t in tiers] == [("FAST", "route"), ("STANDARD", "weak support")]
+    assert tiers[0]["passed"] and result.verified and result.k == 4
+    assert result.extra["doubt"] == [{"tier": "FAST", "supported": 1, "samples": 1, "choice_rank": 1,
+                                      "next": "STANDARD"}]
+    fast, standard = result.candidates[0], result.candidates[1:]
+    passing = [c for c in result.candidates if c.passed]
+    assert result.code in {c.code for c in passing}
+    assert all(c.verdict is not None for c in standard)  # every STANDARD candidate was tested
+    assert sum(p.endswith(prompts.test_prefill(task)) for p in recorder.prompts) <= 1
+    programs = {_canonical(c.code) for c in passing}
+    if len(programs) > 1:  # every passing program of both tiers was compared
+        assert result.extra["agreement"]["candidates"] == len(programs)
+    else:  # nothing new passed: the earlier answer stands
+        assert result.code == fast.code and len(recorder.prompts) == 2
 
 
 def test_the_test_timeout_setting_bounds_each_test_run(tmp_path: Path):
