@@ -111,8 +111,8 @@ def agreement(records: Sequence[dict]) -> dict[str, Any]:
     compared = [r for r in records if r.get("agreement")]
     changed = []
     for r in compared:
-        passing = [c for c in r.get("candidates") or [] if c.get("public")]
-        if r["agreement"].get("changed"):
+        if r["agreement"].get("changed"):  # what the best-ranked passing candidate would have scored
+            passing = [c for c in r.get("candidates") or [] if c.get("public")]
             changed.append((r, min(passing, key=lambda c: c["rank"])["hidden"] if passing else None))
     return {"tasks_compared": len(compared), **_changes(changed)}
 
