@@ -1,8 +1,9 @@
 """Public examples from a function's docstring: `>>>` doctests and the prose forms HumanEval uses
 (`f(x) == y`, `f(x) ➞ y`, `f(x) => y`, `f(x) returns y`, "For lst = [...] the output should be y",
-"Input: ... / Output: ..."). Only unambiguous examples are kept: the call's arguments and the expected value must
-be Python literals, the called name must be the entry point, and nothing but a comment or a full stop may follow the
-value. Whether an example agrees with the reference solution is checked by the caller (in the sandbox).
+"Input: ... / Output: ...", "arr = [...] ... return [...]"). Only unambiguous examples are kept: the call's
+arguments and the expected value must be Python literals, the called name must be the entry point, and nothing but a
+comment or a full stop may follow the value, except a worked result whose arithmetic gives the value it states
+(`f(x) -> 19 - 5 - 6 = 8`). Whether an example agrees with the reference solution is checked by the caller (in the sandbox).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ast
 import doctest
 import inspect
 import io
+import math
 import re
 import tokenize
 from dataclasses import dataclass
@@ -78,7 +80,8 @@ def docstring_of(prompt: str, entry_point: str) -> tuple[str, list[str]]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
             params = [a.arg for a in node.args.posonlyargs + node.args.args]
-            first = node.body[0] if node.body else None
+            # The first bare string, after any imports (HumanEval/115 imports math above its docstring).
+            first = next((s for s in node.body if not isinstance(s, (ast.Import, ast.ImportFrom))), None)
             if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
                     and isinstance(first.value.value, str)):
                 return "", params
@@ -97,7 +100,7 @@ def extract_examples(prompt: str, entry_point: str) -> list[Example]:
     found = doctest_examples(doc, entry_point)
     if not found:
         found = prose_call_examples(doc, entry_point) + for_the_output_examples(doc, entry_point, params) \
-            + input_output_examples(doc, entry_point, params)
+            + input_output_examples(doc, entry_point, params) + assignment_return_examples(doc, entry_point, params)
     unique: dict[tuple[str, str], Example] = {}
     for example in found:
         unique.setdefault((example.call, example.expected), example)
@@ -154,9 +157,36 @@ def prose_call_examples(doc: str, entry_point: str) -> list[Example]:
         if not call or not separator:
             continue
         expected = _value_at(doc, separator.end())
+        if expected is None and "\n" not in separator.group():  # a worked result stays on the call's line
+            expected = _worked_result(doc[separator.end():].split("\n", 1)[0])
         if expected is not None:
             examples.append(Example(call, expected, "prose", entry_point))
     return examples
+
+
+ARITHMETIC = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div,
+              ast.FloorDiv, ast.Mod, ast.USub, ast.UAdd)
+
+
+def _worked_result(line: str) -> str | None:
+    """"19 - 5 - 6 = 8": the number a worked result states, kept only when its arithmetic (number literals and
+    + - * / // % alone) gives that number; a worked result that does not add up leaves the example out."""
+    worked, equals, stated = line.rpartition("=")
+    stated = re.sub(r"(?<=\d)\.\s*$", "", stated.strip())
+    value = _literal(stated)
+    if not equals or value is None or not isinstance(ast.literal_eval(value), (int, float)):
+        return None
+    try:
+        tree = ast.parse(worked.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    if not all(isinstance(n, ARITHMETIC) for n in ast.walk(tree)) or isinstance(tree.body, ast.Constant):
+        return None
+    try:
+        result = eval(compile(tree, "<worked>", "eval"), {"__builtins__": {}})  # number literals and operators only
+    except ArithmeticError:
+        return None
+    return value if math.isclose(result, ast.literal_eval(value), rel_tol=1e-9, abs_tol=1e-9) else None
 
 
 # --- prose: "For x = ..., y = ... the output should be value" -------------------------------------------------
@@ -177,23 +207,69 @@ def for_the_output_examples(doc: str, entry_point: str, params: list[str]) -> li
 # --- prose: "Input: ... / Output: ..." ----------------------------------------------------------------------------
 
 def input_output_examples(doc: str, entry_point: str, params: list[str]) -> list[Example]:
+    """"Input: a = 1, b = 2" or an "Input:" line followed by one "name : value" line per parameter, then an
+    "Output: value" line."""
     examples = []
     lines = doc.splitlines()
     for i, line in enumerate(lines):
         head = line.strip()
         if not head.lower().startswith("input:"):
             continue
-        given = head[len("input:"):].strip()
-        output_line = next((j for j in range(i + 1, min(i + 3, len(lines)))
+        output_line = next((j for j in range(i + 1, min(i + 2 + max(len(params), 1), len(lines)))
                             if lines[j].strip().lower().startswith("output:")), None)
-        if not given or output_line is None:
+        if output_line is None:
             continue
-        call = _call_from_assignments(given, entry_point, params)
-        if call is None and len(params) == 1 and _literal(given) is not None:
-            call = _literal_call(f"{entry_point}({given})", entry_point)
+        call = _call_from_input(head[len("input:"):].strip(), lines[i + 1:output_line], entry_point, params)
         text = lines[output_line]
         expected = _value_at(text, text.lower().index("output:") + len("output:"))
         if call and expected is not None:
+            examples.append(Example(call, expected, "prose", entry_point))
+    return examples
+
+
+def _call_from_input(given: str, named_lines: list[str], entry_point: str, params: list[str]) -> str | None:
+    if given:
+        if any(line.strip() for line in named_lines):
+            return None  # more than the one line said: not a form read here
+        call = _call_from_assignments(given, entry_point, params)
+        if call is None and len(params) == 1 and _literal(given) is not None:
+            call = _literal_call(f"{entry_point}({given})", entry_point)
+        return call
+    # "grid : [[0,1]]" then "bucket_capacity : 1", one line per parameter
+    pairs = [re.match(r"\s*(\w+)\s*[:=]\s*(.+?)\s*$", line) for line in named_lines if line.strip()]
+    if not pairs or not all(pairs):
+        return None
+    named = {_parameter_named(m.group(1), params): m.group(2) for m in pairs}
+    if None in named or len(named) != len(pairs):
+        return None
+    return _call_from_assignments(", ".join(f"{name} = {value}" for name, value in named.items()), entry_point,
+                                  params)
+
+
+def _parameter_named(name: str, params: list[str]) -> str | None:
+    """The parameter a docstring's name stands for: the same name, or one that ends with the other after an
+    underscore ("bucket_capacity" for `capacity`) when exactly one parameter does."""
+    if name in params:
+        return name
+    close = [p for p in params if name.endswith("_" + p) or p.endswith("_" + name)]
+    return close[0] if len(close) == 1 else None
+
+
+# --- prose: "arr = [...]", worked steps ("-> sort arr -> [...]"), then "return [...]" ------------------------------
+
+def assignment_return_examples(doc: str, entry_point: str, params: list[str]) -> list[Example]:
+    examples = []
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        call = _call_from_assignments(line, entry_point, params) if "=" in line else None
+        if call is None:
+            continue
+        j = i + 1
+        while j < len(lines) and lines[j].strip().startswith("->"):
+            j += 1
+        result = re.match(r"\s*return\s*=?\s*", lines[j]) if j < len(lines) else None
+        expected = _value_at(lines[j], result.end()) if result else None
+        if expected is not None:
             examples.append(Example(call, expected, "prose", entry_point))
     return examples
 

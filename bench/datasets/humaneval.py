@@ -18,7 +18,7 @@ from bench.grading import assert_suite, sandbox_verdict
 from engine.task import Task
 
 # Bump when extraction changes, so cached reference checks are not reused for different examples.
-EXTRACTOR_VERSION = 4
+EXTRACTOR_VERSION = 5
 
 
 def data_file() -> Path:

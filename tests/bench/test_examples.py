@@ -42,9 +42,35 @@ def test_single_argument_input_block_and_lower_case_booleans():
 
 
 def test_ambiguous_examples_are_left_out():
-    prompt = ('def q(s, n):\n    """Doc.\n    q(a) => False\n    q("x", 1) -> 19 - 5 - 6 = 8\n'
-              '    other_name("x", 1) == 3\n    q("y", 2) == 1 + 9 + 0 = 10\n    q("z", 3) == "ok"\n    """\n')
+    # A worked result that does not add up, one that is not arithmetic, and one on the next line are left out too.
+    prompt = ('def q(s, n):\n    """Doc.\n    q(a) => False\n    q("x", 1) -> 19 - 5 - 6 = 9\n'
+              '    other_name("x", 1) == 3\n    q("y", 2) == len("ab") = 2\n    q("w", 4)\n      = 1 + 1 = 2\n'
+              '    q("z", 3) == "ok"\n    """\n')
     assert pairs(prompt, "q") == [("q('z', 3)", "'ok'")]
+
+
+def test_a_worked_result_that_adds_up_is_kept():
+    prompt = ('def q(s, n):\n    """Doc.\n    q("x", 19) -> 19 - 5 - 6 = 8\n    q("y", 2) == 1 + 9 + 0 = 10.\n'
+              '    q("v", 7) => 7 // 2 * 1.5 = 4.5\n    """\n')
+    assert pairs(prompt, "q") == [("q('x', 19)", "8"), ("q('y', 2)", "10"), ("q('v', 7)", "4.5")]
+
+
+def test_input_block_with_one_named_line_per_parameter():
+    # HumanEval/115's form: the docstring after an import, names that end with the parameter's name.
+    prompt = ('def fill(grid, capacity):\n    import math\n    """Doc.\n    Example 1:\n        Input: \n'
+              '            grid : [[0,1], [1,1]]\n            bucket_capacity : 2\n        Output: 2\n'
+              '    Example 2:\n        Input:\n            grid : [[1]]\n            size : 2\n        Output: 1\n'
+              '    """\n')
+    assert pairs(prompt, "fill") == [("fill([[0, 1], [1, 1]], 2)", "2")]
+
+
+def test_assignment_worked_steps_then_return():
+    prompt = ('def by_length(arr):\n    """Doc.\n      arr = [2, 1, 3]\n            -> sort arr -> [1, 2, 3]\n'
+              '            -> reverse arr -> [3, 2, 1]\n      return ["Three", "Two", "One"]\n\n'
+              '      arr = []\n      return []\n      arr = [1, -1 , 55]\n      return = [\'One\']\n'
+              '      other = [4]\n      return [1]\n    """\n')
+    assert pairs(prompt, "by_length") == [("by_length([2, 1, 3])", "['Three', 'Two', 'One']"),
+                                          ("by_length([])", "[]"), ("by_length([1, -1, 55])", "['One']")]
 
 
 def test_multi_line_call_and_a_string_followed_by_an_explanation():
