@@ -174,19 +174,26 @@ def _worked_result(line: str) -> str | None:
     worked, equals, stated = line.rpartition("=")
     stated = re.sub(r"(?<=\d)\.\s*$", "", stated.strip())
     value = _literal(stated)
-    if not equals or value is None or not isinstance(ast.literal_eval(value), (int, float)):
+    if not equals or value is None or not _is_number(ast.literal_eval(value)):
         return None
     try:
         tree = ast.parse(worked.strip(), mode="eval")
     except SyntaxError:
         return None
-    if not all(isinstance(n, ARITHMETIC) for n in ast.walk(tree)) or isinstance(tree.body, ast.Constant):
+    nodes = list(ast.walk(tree))
+    # Numbers only: a string constant could be multiplied into gigabytes by a hostile dataset.
+    if not all(isinstance(n, ARITHMETIC) and (not isinstance(n, ast.Constant) or _is_number(n.value))
+               for n in nodes) or isinstance(tree.body, ast.Constant) or len(nodes) > 60:
         return None
     try:
         result = eval(compile(tree, "<worked>", "eval"), {"__builtins__": {}})  # number literals and operators only
     except ArithmeticError:
         return None
     return value if math.isclose(result, ast.literal_eval(value), rel_tol=1e-9, abs_tol=1e-9) else None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- prose: "For x = ..., y = ... the output should be value" -------------------------------------------------

@@ -45,7 +45,7 @@ def test_ambiguous_examples_are_left_out():
     # A worked result that does not add up, one that is not arithmetic, and one on the next line are left out too.
     prompt = ('def q(s, n):\n    """Doc.\n    q(a) => False\n    q("x", 1) -> 19 - 5 - 6 = 9\n'
               '    other_name("x", 1) == 3\n    q("y", 2) == len("ab") = 2\n    q("w", 4)\n      = 1 + 1 = 2\n'
-              '    q("z", 3) == "ok"\n    """\n')
+              '    q("u", 5) == "ab" * 3 = 6\n    q("t", 6) == 1 // 0 = 1\n    q("z", 3) == "ok"\n    """\n')
     assert pairs(prompt, "q") == [("q('z', 3)", "'ok'")]
 
 
