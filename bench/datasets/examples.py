@@ -3,7 +3,8 @@
 "Input: ... / Output: ...", "arr = [...] ... return [...]"). Only unambiguous examples are kept: the call's
 arguments and the expected value must be Python literals, the called name must be the entry point, and nothing but a
 comment or a full stop may follow the value, except a worked result whose arithmetic gives the value it states
-(`f(x) -> 19 - 5 - 6 = 8`). Whether an example agrees with the reference solution is checked by the caller (in the sandbox).
+(`f(x) -> 19 - 5 - 6 = 8`). Whether an example agrees with the reference solution is checked by the caller (in the
+sandbox).
 """
 
 from __future__ import annotations
