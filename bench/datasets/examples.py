@@ -173,9 +173,9 @@ def _worked_result(line: str) -> str | None:
     """"19 - 5 - 6 = 8": the number a worked result states, kept only when its arithmetic (number literals and
     + - * / // % alone) gives that number; a worked result that does not add up leaves the example out."""
     worked, equals, stated = line.rpartition("=")
-    stated = re.sub(r"(?<=\d)\.\s*$", "", stated.strip())
-    value = _literal(stated)
-    if not equals or value is None or not _is_number(ast.literal_eval(value)):
+    value = _literal(_without_full_stop(stated.strip()))
+    number = ast.literal_eval(value) if value is not None else None
+    if not equals or not _is_number(number):
         return None
     try:
         tree = ast.parse(worked.strip(), mode="eval")
@@ -190,7 +190,7 @@ def _worked_result(line: str) -> str | None:
         result = eval(compile(tree, "<worked>", "eval"), {"__builtins__": {}})  # number literals and operators only
     except ArithmeticError:
         return None
-    return value if math.isclose(result, ast.literal_eval(value), rel_tol=1e-9, abs_tol=1e-9) else None
+    return value if math.isclose(result, number, rel_tol=1e-9, abs_tol=1e-9) else None
 
 
 def _is_number(value: object) -> bool:
@@ -430,8 +430,7 @@ def _value_at(text: str, start: int) -> str | None:
             return None
         value, after = text[start:end], text[end:].split("\n", 1)[0]
     else:
-        # "should be 16." ends a sentence: the full stop is not part of the number.
-        line = re.sub(r"(?<=\d)\.\s*$", "", rest.split("\n", 1)[0])
+        line = _without_full_stop(rest.split("\n", 1)[0])
         value, after = _leading_literal(line)
     literal = _literal(value.strip())
     if literal is None:
@@ -440,6 +439,11 @@ def _value_at(text: str, start: int) -> str | None:
     if after in ("", ".") or after.startswith("#") or (after.startswith("(") and literal[:1] in "'\""):
         return literal
     return None
+
+
+def _without_full_stop(line: str) -> str:
+    """"should be 16." ends a sentence: the full stop after a number is not part of it."""
+    return re.sub(r"(?<=\d)\.\s*$", "", line)
 
 
 def _leading_literal(line: str) -> tuple[str, str]:
