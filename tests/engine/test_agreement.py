@@ -32,6 +32,7 @@ def test_probe_calls_vary_one_argument_and_never_repeat_a_test():
         assert any(len(call) == len(seed) and sum(a != b for a, b in zip(call, seed)) == 1 for seed in calls)
         assert any(all(type(a) is type(b) for a, b in zip(call, seed)) for seed in calls)
     assert ([], 2) in found and ([3, 1, 2], 3) in found and ("", 0) in found
+    assert ("a1b c", 0) in found and ("a1234b c", 0) in found  # digits put in: one, then four
     assert probes.probe_calls(calls, seed="task", limit=5) == probes.probe_calls(calls, seed="task", limit=5)
     assert len(probes.probe_calls(calls, seed="task", limit=5)) == 5
     assert probes.probe_calls([(float("nan"),)], seed="s") == []  # no literal to send: left out
@@ -75,6 +76,28 @@ def test_float_answers_agree_to_six_decimals():
     assert probes.answer_digest(0.1 + 0.2) == probes.answer_digest(0.3)
     assert probes.answer_digest([1.0000001]) == probes.answer_digest([1.0])
     assert probes.answer_digest((1, 2)) != probes.answer_digest([1, 2])
+
+
+# HumanEval/141's rule, and two programs that pass its two examples but are wrong, as the 1.5B wrote them.
+FILE_NAME_CHECK = """def check(name):
+    stem, dot, ext = name.partition(".")
+    ok = dot and "." not in ext and stem[:1].isalpha() and ext in ("txt", "exe", "dll")
+    return "Yes" if ok and sum(c.isdigit() for c in name) <= 3 else "No"
+"""
+IGNORES_DIGITS = FILE_NAME_CHECK.replace(" and sum(c.isdigit() for c in name) <= 3", "")
+NO_DIGITS_AT_ALL = FILE_NAME_CHECK.replace("stem[:1].isalpha()", "stem.isalpha()")
+
+
+def test_probes_with_digits_put_in_tell_digit_rules_apart():
+    suite = TestSuite(kind="assert", entry="check",
+                      assert_code="assert check('example.txt') == 'Yes'\nassert check('1example.dll') == 'No'\n")
+    calls = probes.probe_calls(probes.public_calls(suite, "check"), seed="HumanEval/141")
+    programs = [IGNORES_DIGITS, NO_DIGITS_AT_ALL, FILE_NAME_CHECK]
+    found = [probes.answers(code, "check", calls, LIMITS) for code in programs]
+    # The right program was sampled twice; each wrong one once, and the best-ranked is wrong.
+    choice = agreement.choose(found, [1, 1, 2])
+    assert choice.index == 2 and choice.support == 2
+    assert len(set(map(tuple, found))) == 3  # the probes told all three apart
 
 
 def test_choose_prefers_what_most_samples_answer():
