@@ -246,3 +246,51 @@ def cross_validate(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, k:
     report["fold_aucs"] = [_finite_or_none(a) for a in fold_aucs]
     report["folds"] = len(fold_aucs)
     return report
+
+
+def subsample_tasks(rows: np.ndarray, task_keys: Sequence[str], fraction: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The rows of a random `fraction` of the tasks among `rows` (at least 2 tasks), whole tasks only."""
+    tasks = sorted({task_keys[i] for i in rows})
+    keep = set(rng.choice(tasks, size=min(len(tasks), max(2, round(fraction * len(tasks)))), replace=False))
+    return np.array([i for i in rows if task_keys[i] in keep], dtype=np.int64)
+
+
+def learning_curve(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], fractions: Sequence[float], *,
+                   k: int = 5, seeds: Sequence[int] = (0, 1, 2), config: TrainConfig = TrainConfig(),
+                   mean_logprobs: np.ndarray | None = None) -> dict[str, Any]:
+    """Task-split k-fold first pick against the amount of training data: in each fold the Lens trains on a random
+    `fraction` of that fold's training tasks and scores the held-out fold, for every seed (which draws both the folds
+    and the subsample). A curve that has flattened says more labels of the same kind will not raise the first pick;
+    one still rising says they will. A fold whose subsample lacks a class gets no Lens: its tasks score as ties, the
+    random expectation, and are counted in `untrained_folds`."""
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if not fractions or bad:
+        raise ValueError(f"learning-curve fractions must lie in (0, 1], got {list(fractions)}")
+    X, y, task_keys = np.asarray(X, dtype=np.float32), np.asarray(y, dtype=bool), list(task_keys)
+    baseline = selection_report(np.zeros(len(y)), y, task_keys, mean_logprobs)
+    if not baseline["mixed_tasks"]:
+        raise ValueError("no task has both a passing and a failing candidate, so there is no first pick to measure")
+    points = []
+    for fraction in sorted(fractions):
+        picks, train_tasks, untrained = [], [], 0
+        for seed in seeds:
+            seeded = TrainConfig(**{**asdict(config), "seed": seed})
+            energies = np.zeros(len(y))
+            for fold, (train_rows, test_rows) in enumerate(task_folds(task_keys, k, seed)):
+                rows = subsample_tasks(train_rows, task_keys, fraction, np.random.default_rng([seed, fold]))
+                train_tasks.append(len({task_keys[i] for i in rows}))
+                try:
+                    result = train(X[rows], y[rows], [task_keys[i] for i in rows], model_fingerprint="curve",
+                                   config=seeded)
+                except NotEnoughData:
+                    untrained += 1
+                    continue
+                energies[test_rows] = result.lens.energies(X[test_rows])
+            picks.append(selection_report(energies, y, task_keys)["first_pick"])
+        points.append({"fraction": fraction, "train_tasks": float(np.mean(train_tasks)),
+                       "first_pick": float(np.mean(picks)),
+                       "first_picks": picks, "untrained_folds": untrained})
+    return {"samples": int(len(y)), "tasks": len(set(task_keys)), "mixed_tasks": baseline["mixed_tasks"],
+            "folds": min(k, len(set(task_keys))), "seeds": list(seeds), "random_pick": baseline["random_pick"],
+            "logprob_first_pick": baseline.get("logprob_first_pick"), "points": points}

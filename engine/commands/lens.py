@@ -1,4 +1,4 @@
-"""`atlas-ls lens stats|train|export|import`: what the Lens has learned, train it now, share it between machines.
+"""`atlas-ls lens stats|train|cv|export|import`: what the Lens has learned, train it now, measure it, share it.
 
 A Lens belongs to one model (its fingerprint: a hash of the GGUF's header and size). The current model is the one
 the settings name (or `--model`), fingerprinted from its GGUF header without loading it; `--model-fingerprint`
@@ -29,6 +29,18 @@ class ModelUnknown(Exception):
     pass
 
 
+def curve_fractions(text: str) -> list[float]:
+    """`0.25,0.5,1` -> [0.25, 0.5, 1.0]; argparse reports what was wrong."""
+    try:
+        fractions = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"each fraction must lie in (0, 1], not {', '.join(map(str, bad))}")
+    return fractions
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("lens", help="the Lens (learned verifier): stats, train, export, import")
     actions = parser.add_subparsers(dest="lens_action", metavar="ACTION", required=True)
@@ -42,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cv.add_argument("--features", choices=("mean", "last", "both"), default="mean",
                     help="with --data: the mean-pooled states the Lens uses (default), the last-token states, or both "
                          "side by side, to compare poolings")
+    cv.add_argument("--curve", type=curve_fractions, metavar="FRACTIONS",
+                    help="a learning curve instead: first pick when each fold trains on these fractions of its "
+                         "training tasks (comma-separated, each in (0, 1], e.g. 0.25,0.5,1): has it flattened?")
+    cv.add_argument("--seeds", type=int, default=3,
+                    help="with --curve: seeds to average, from --seed on (default 3; each draws folds and subsample)")
     export = actions.add_parser("export", help="write the current model's Lens to PATH")
     export.add_argument("path", type=Path)
     imp = actions.add_parser("import", help="install a Lens from PATH (refused if trained on another model)")
@@ -281,9 +298,12 @@ def cv_command(args: argparse.Namespace) -> int:
     if args.folds < 2:
         print("atlas-ls lens cv: --folds must be at least 2", file=sys.stderr)
         return 2
+    seed = settings.seed if args.seed is None else args.seed
+    if args.curve:
+        return curve_command(args, X, y, keys, logprobs, subject, seed)
     try:
         report = cross_validate(X, y, keys, k=args.folds, mean_logprobs=logprobs,
-                                config=TrainConfig(seed=settings.seed if args.seed is None else args.seed))
+                                config=TrainConfig(seed=seed))
     except (NotEnoughData, ValueError) as exc:
         print(f"atlas-ls lens cv: {subject}: {exc}", file=sys.stderr)
         return 1
@@ -296,6 +316,33 @@ def cv_command(args: argparse.Namespace) -> int:
               f"first-pick {_pct(report['first_pick'])} vs random {_pct(report['random_pick'])} and log-prob "
               f"{_pct(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); energy gap "
               f"{_num(report['energy_gap'])}")
+    return 0
+
+
+def curve_command(args: argparse.Namespace, X, y, keys, logprobs, subject: str, seed: int) -> int:
+    from lens.train import learning_curve
+
+    if args.seeds < 1:
+        print("atlas-ls lens cv: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        report = learning_curve(X, y, keys, args.curve, k=args.folds, seeds=range(seed, seed + args.seeds),
+                                mean_logprobs=logprobs)
+    except ValueError as exc:
+        print(f"atlas-ls lens cv: {subject}: {exc}", file=sys.stderr)
+        return 1
+    report = {"data": subject, **report}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{subject}: learning curve, {report['folds']}-fold task-split cross-validation over {report['tasks']} "
+          f"tasks ({report['samples']} samples, {report['mixed_tasks']} mixed), seeds {report['seeds'][0]}.."
+          f"{report['seeds'][-1]}\nrandom {_pct(report['random_pick'])}, log-prob "
+          f"{_pct(report.get('logprob_first_pick'))}")
+    for point in report["points"]:
+        untrained = f" ({point['untrained_folds']} folds without a Lens)" if point["untrained_folds"] else ""
+        print(f"  {point['fraction']:>5.0%} of training tasks (~{point['train_tasks']:.0f}): first pick "
+              f"{_pct(point['first_pick'])}{untrained}")
     return 0
 
 

@@ -109,3 +109,27 @@ def test_cross_validation_over_the_store_and_over_an_exported_set(trained_dir, t
     assert done.returncode == 1 and "lacks task_keys" in done.stderr
     done = atlas(data_dir, "cv", "--features", "last", "--model-fingerprint", "fpA")
     assert done.returncode == 2 and "--features needs --data" in done.stderr
+
+
+def test_learning_curve_over_the_store(trained_dir):
+    data_dir, _ = trained_dir
+    done = atlas(data_dir, "cv", "--json", "--folds", "4", "--curve", "1,0.1", "--seeds", "1",
+                 "--model-fingerprint", "fpA")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["seeds"] == [0] and report["tasks"] == 40 and report["folds"] == 4
+    small, full = report["points"]
+    assert (small["fraction"], small["train_tasks"]) == (0.1, 3) and (full["fraction"], full["train_tasks"]) == (1, 30)
+    assert full["first_pick"] > report["random_pick"] + 0.2
+    text = atlas(data_dir, "cv", "--folds", "4", "--curve", "1", "--seeds", "1", "--model-fingerprint", "fpA")
+    assert text.returncode == 0 and "100% of training tasks (~30): first pick" in text.stdout
+
+
+def test_learning_curve_names_a_bad_fraction(trained_dir):
+    data_dir, _ = trained_dir
+    done = atlas(data_dir, "cv", "--curve", "0.5,0", "--model-fingerprint", "fpA")
+    assert done.returncode == 2 and "each fraction must lie in (0, 1], not 0.0" in done.stderr
+    done = atlas(data_dir, "cv", "--curve", "half", "--model-fingerprint", "fpA")
+    assert done.returncode == 2 and "'half' is not a comma-separated list of numbers" in done.stderr
+    done = atlas(data_dir, "cv", "--curve", "1", "--seeds", "0", "--model-fingerprint", "fpA")
+    assert done.returncode == 2 and "--seeds must be at least 1" in done.stderr

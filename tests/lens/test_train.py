@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from lens.model import CostField, Lens
-from lens.train import NotEnoughData, TrainConfig, cross_validate, fit_calibration, split_tasks, train
+from lens.train import (NotEnoughData, TrainConfig, cross_validate, fit_calibration, learning_curve, split_tasks,
+                        train)
 from tests.lens.synthetic import labelled_set
 
 
@@ -82,3 +83,37 @@ def test_the_cost_field_has_the_specified_shape():
     assert n_params == 896 * 512 + 512 + 512 * 128 + 128 + 128 + 1  # about 0.5M
     lens = Lens(field, model_fingerprint="fp")
     assert lens.energies(np.zeros((3, 896), dtype=np.float32)).shape == (3,)
+
+
+def test_learning_curve_ends_at_plain_cross_validation():
+    X, y, keys, logprobs = labelled_set(n_tasks=40, separation=1.5, seed=3)
+    config = TrainConfig(max_epochs=10, patience=5)
+    curve = learning_curve(X, y, keys, [1.0, 0.01, 0.5], k=4, seeds=(0, 1), config=config, mean_logprobs=logprobs)
+    tiny, half, full = curve["points"]
+    assert [p["fraction"] for p in curve["points"]] == [0.01, 0.5, 1.0]
+    assert tiny["train_tasks"] == 2 < half["train_tasks"] == 15 < full["train_tasks"] == 30
+    # the whole training side is plain cross-validation, seed for seed
+    for seed, pick in zip((0, 1), full["first_picks"]):
+        seeded = TrainConfig(max_epochs=10, patience=5, seed=seed)
+        assert pick == pytest.approx(cross_validate(X, y, keys, k=4, config=seeded)["first_pick"])
+    assert full["untrained_folds"] == 0 and full["first_pick"] > curve["random_pick"] + 0.2
+    assert curve["logprob_first_pick"] is not None and curve["mixed_tasks"] == 40
+
+
+def test_a_fold_without_both_labels_scores_as_the_random_pick():
+    X, y, keys, _ = labelled_set(n_tasks=10, seed=4)
+    y = np.array([label or key != "task0" for label, key in zip(y, keys)])  # task0 mixed, task1..9 all pass
+    y[:2] = [True, False]
+    curve = learning_curve(X, y, keys, [1.0], k=5, seeds=(0, 1), config=TrainConfig(max_epochs=5))
+    (point,) = curve["points"]
+    # one failing candidate cannot sit on both sides of a training split, so no fold gets a Lens: all scores tie
+    assert curve["mixed_tasks"] == 1 and point["untrained_folds"] == 10  # 5 folds x 2 seeds
+    assert point["first_pick"] == pytest.approx(curve["random_pick"])
+
+
+def test_learning_curve_refuses_what_it_cannot_measure():
+    X, y, keys, _ = labelled_set(n_tasks=10)
+    with pytest.raises(ValueError, match=r"fractions must lie in \(0, 1\], got \[0.5, 1.5\]"):
+        learning_curve(X, y, keys, [0.5, 1.5])
+    with pytest.raises(ValueError, match="no task has both a passing and a failing candidate"):
+        learning_curve(X, np.ones(len(y), dtype=bool), keys, [1.0])
