@@ -151,26 +151,12 @@ def fit_calibration(energies: np.ndarray, labels: np.ndarray, ridge: float = 1.0
     return float(w[0] - slope * centre), float(slope)
 
 
-def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_fingerprint: str,
-          config: TrainConfig = TrainConfig(), mean_logprobs: np.ndarray | None = None,
-          prefer_heldout: set[str] | None = None) -> TrainResult:
-    """Train a Lens on labelled embeddings; returns it with its held-out metrics."""
-    X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y, dtype=bool)
-    task_keys = list(task_keys)
-    train_rows, held_rows = split_tasks(task_keys, y, config.holdout_fraction, config.seed, prefer_heldout)
-    task_index = {key: i for i, key in enumerate(sorted(set(task_keys)))}
-    task_ids = np.array([task_index[key] for key in task_keys])
-    rng = np.random.default_rng(config.seed)
-
-    field = CostField(X.shape[1], config.hidden)
-    field.reset_parameters(torch.Generator().manual_seed(config.seed))
-    field.set_standardisation(X[train_rows])
+def fit(field: CostField, X_all: torch.Tensor, y: np.ndarray, task_ids: np.ndarray, train_rows: np.ndarray,
+        held_rows: np.ndarray, within: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> tuple[int, int]:
+    """Optimise `field` on the training rows' pairs until held-out AUC has not improved for `patience` epochs, then
+    restore its best epoch; returns (epochs run, best epoch)."""
     optimiser = torch.optim.AdamW(field.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    X_all = torch.from_numpy(X)
     X_held = X_all[held_rows]
-    within = same_task_pairs(y, task_keys, train_rows)
-
     best = (-math.inf, 0, {k: v.clone() for k, v in field.state_dict().items()})
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
@@ -191,6 +177,28 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
             break
     field.load_state_dict(best[2])
     field.eval()
+    return epoch, best[1]
+
+
+def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_fingerprint: str,
+          config: TrainConfig = TrainConfig(), mean_logprobs: np.ndarray | None = None,
+          prefer_heldout: set[str] | None = None) -> TrainResult:
+    """Train a Lens on labelled embeddings; returns it with its held-out metrics."""
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=bool)
+    task_keys = list(task_keys)
+    train_rows, held_rows = split_tasks(task_keys, y, config.holdout_fraction, config.seed, prefer_heldout)
+    task_index = {key: i for i, key in enumerate(sorted(set(task_keys)))}
+    task_ids = np.array([task_index[key] for key in task_keys])
+    rng = np.random.default_rng(config.seed)
+
+    field = CostField(X.shape[1], config.hidden)
+    field.reset_parameters(torch.Generator().manual_seed(config.seed))
+    field.set_standardisation(X[train_rows])
+    X_all = torch.from_numpy(X)
+    X_held = X_all[held_rows]
+    within = same_task_pairs(y, task_keys, train_rows)
+    epoch, best_epoch = fit(field, X_all, y, task_ids, train_rows, held_rows, within, config, rng)
 
     held_energies = energies_of(field, X_held)
     calibration = fit_calibration(held_energies, y[held_rows])
@@ -203,7 +211,7 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
         "train_tasks": len({task_keys[i] for i in train_rows}),
         "same_task_pairs": int(len(within)),
         "epochs": epoch,
-        "best_epoch": best[1],
+        "best_epoch": best_epoch,
         "train_auc": _finite_or_none(auc(-energies_of(field, X_all[train_rows]), y[train_rows])),
     }
     metadata = {
