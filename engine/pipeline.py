@@ -561,7 +561,11 @@ class Solver:
         for i, c in enumerate(candidates):
             c.energy = None if energies is None else float(energies[i])
             c.confidence = None if confidences is None else float(confidences[i])
-        order = _greedy_preferred(order, candidates)
+        preferred = _greedy_preferred(order, candidates)
+        if preferred[0] != order[0] and attempt.ranking == "logprob":
+            greedy_note = "the greedy candidate first, as log-probability alone does not outrank it"
+            attempt.note = f"{attempt.note}; {greedy_note}" if attempt.note else greedy_note
+        order = preferred
         first = len(run.candidates) - len(candidates)
         attempt.candidates = [candidates[i] for i in order]
         for position, c in enumerate(attempt.candidates):

@@ -222,7 +222,7 @@ def _verdict_text(c) -> str:
 
 
 def render(result, file: Path, qualname: str, applied: str | None) -> str:
-    ranking = {"lens": "ranked by the Lens", "logprob": "ranked by log-probability (no Lens yet)",
+    ranking = {"lens": "ranked by the Lens", "logprob": "ranked by log-probability",
                "none": "from the pattern cache"}.get(result.ranking, result.ranking)
     tiers = " -> ".join(f"{t['tier']} k={t['k']}" for t in result.extra.get("tiers") or []) or result.tier
     lines = [f"{qualname} in {file.name}: {tiers}, difficulty {result.difficulty:.2f}, {ranking}, "

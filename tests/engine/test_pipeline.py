@@ -51,6 +51,7 @@ class ScriptedRuntime:
         self.info = SimpleNamespace(fingerprint="scripted-model", n_embd=8, name="scripted")
         self.calls: list[dict] = []
         self.pause: threading.Event | None = None  # set by a test to hold generation mid-way
+        self.logprob_of: Callable[[Sampling], float] = lambda s: -0.1 if s.temperature == 0 else -0.5
 
     def format_chat(self, messages: list[dict]) -> str:
         return "\n".join(f"<{m['role']}>{m['content']}" for m in messages) + "\n<assistant>"
@@ -68,7 +69,7 @@ class ScriptedRuntime:
         out = []
         for s in samplings:
             text = self.reply(s)
-            lp = -0.1 if s.temperature == 0 else -0.5
+            lp = self.logprob_of(s)
             out.append(Generation(text=text, token_ids=list(range(len(text) // 4)), logprobs=[lp] * 5,
                                   finish_reason="stop", sampling=s, embedding=_vector(text) if embed else None))
         return out
@@ -128,6 +129,22 @@ def test_easy_task_is_verified_with_the_greedy_candidate_first(tmp_path: Path):
     samplings = runtime.calls[0]["samplings"]
     assert samplings[0].temperature == 0 and all(s.temperature > 0 for s in samplings[1:])
     assert len({s.seed for s in samplings}) == 3
+
+
+def test_greedy_candidate_goes_first_over_a_likelier_sample_and_the_note_says_so(tmp_path: Path):
+    solver, runtime = make_solver(tmp_path, greedy_wrong_one_sample_right, agreement_enabled=False)
+    runtime.logprob_of = lambda s: -0.3 if s.temperature == 0 else -0.1  # every sample outranks greedy
+    result = solver.solve(add_task(), k=4)
+    assert result.ranking == "logprob" and result.candidates[0].greedy
+    assert result.candidates[0].mean_logprob < result.candidates[1].mean_logprob
+    assert result.note.endswith("; the greedy candidate first, as log-probability alone does not outrank it")
+    assert result.note.startswith("cold start")
+
+
+def test_no_greedy_note_when_log_probability_already_puts_greedy_first(tmp_path: Path):
+    solver, _ = make_solver(tmp_path, always(RIGHT))
+    result = solver.solve(add_task(), k=3)
+    assert result.candidates[0].greedy and "greedy" not in result.note
 
 
 def test_sandbox_stops_at_the_first_passing_candidate_without_agreement(tmp_path: Path):
