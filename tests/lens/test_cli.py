@@ -111,12 +111,27 @@ def test_cross_validation_over_the_store_and_over_an_exported_set(trained_dir, t
     assert done.returncode == 2 and "--features needs --data" in done.stderr
 
 
+def cv_report(data_dir, *args) -> dict:
+    """`atlas-ls lens cv --json ARGS` on model fpA's stored samples, which must succeed."""
+    done = atlas(data_dir, "cv", "--json", *args, "--model-fingerprint", "fpA")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_cross_validation_over_several_seeds(trained_dir):
+    data_dir, _ = trained_dir
+    report = cv_report(data_dir, "--folds", "4", "--seeds", "2", "--seed", "7")
+    assert report["seeds"] == [7, 8] and len(report["first_picks"]) == 2 and len(report["aucs"]) == 2
+    assert report["first_pick"] == pytest.approx(sum(report["first_picks"]) / 2)
+    text = atlas(data_dir, "cv", "--folds", "4", "--seeds", "2", "--model-fingerprint", "fpA")
+    assert text.returncode == 0 and "(mean of seeds 0..1: " in text.stdout
+    done = atlas(data_dir, "cv", "--seeds", "0", "--model-fingerprint", "fpA")
+    assert done.returncode == 2 and "--seeds must be at least 1" in done.stderr
+
+
 def test_learning_curve_over_the_store(trained_dir):
     data_dir, _ = trained_dir
-    done = atlas(data_dir, "cv", "--json", "--folds", "4", "--curve", "1,0.1", "--seeds", "1",
-                 "--model-fingerprint", "fpA")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = cv_report(data_dir, "--folds", "4", "--curve", "1,0.1", "--seeds", "1")
     assert report["seeds"] == [0] and report["tasks"] == 40 and report["folds"] == 4
     small, full = report["points"]
     assert (small["fraction"], small["train_tasks"]) == (0.1, 3) and (full["fraction"], full["train_tasks"]) == (1, 30)

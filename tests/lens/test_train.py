@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from lens.model import CostField, Lens
-from lens.train import (NotEnoughData, TrainConfig, cross_validate, fit_calibration, learning_curve, split_tasks,
-                        train)
+from lens.train import (NotEnoughData, TrainConfig, cross_validate, cross_validate_seeds, fit_calibration,
+                        learning_curve, split_tasks, train)
 from tests.lens.synthetic import labelled_set
 
 
@@ -83,6 +83,25 @@ def test_the_cost_field_has_the_specified_shape():
     assert n_params == 896 * 512 + 512 + 512 * 128 + 128 + 128 + 1  # about 0.5M
     lens = Lens(field, model_fingerprint="fp")
     assert lens.energies(np.zeros((3, 896), dtype=np.float32)).shape == (3,)
+
+
+def test_cross_validation_over_seeds_reports_each_seed_and_their_mean():
+    X, y, keys, logprobs = labelled_set(n_tasks=30, separation=0.6, seed=8)
+    config = TrainConfig(max_epochs=10, patience=5)
+    report = cross_validate_seeds(X, y, keys, (2, 5), k=3, config=config, mean_logprobs=logprobs)
+    singles = [cross_validate(X, y, keys, k=3, config=TrainConfig(max_epochs=10, patience=5, seed=seed),
+                              mean_logprobs=logprobs) for seed in (2, 5)]
+    assert report["seeds"] == [2, 5]
+    assert report["first_picks"] == [r["first_pick"] for r in singles]
+    assert report["first_pick"] == pytest.approx(np.mean(report["first_picks"]))
+    assert report["auc"] == pytest.approx(np.mean([r["auc"] for r in singles]))
+    assert report["random_pick"] == singles[0]["random_pick"] and report["mixed_tasks"] == singles[0]["mixed_tasks"]
+    assert "fold_aucs" not in report  # one seed's folds do not describe the mean
+    # one seed is exactly that seed's report, fold AUCs included
+    assert cross_validate_seeds(X, y, keys, (5,), k=3, config=config, mean_logprobs=logprobs) == {**singles[1],
+                                                                                                   "seeds": [5]}
+    with pytest.raises(ValueError, match="at least one seed"):
+        cross_validate_seeds(X, y, keys, (), k=3)
 
 
 def test_learning_curve_ends_at_plain_cross_validation():
