@@ -196,11 +196,10 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
     field.reset_parameters(torch.Generator().manual_seed(config.seed))
     field.set_standardisation(X[train_rows])
     X_all = torch.from_numpy(X)
-    X_held = X_all[held_rows]
     within = same_task_pairs(y, task_keys, train_rows)
     epoch, best_epoch = fit(field, X_all, y, task_ids, train_rows, held_rows, within, config, rng)
 
-    held_energies = energies_of(field, X_held)
+    held_energies = energies_of(field, X_all[held_rows])
     calibration = fit_calibration(held_energies, y[held_rows])
     held_logprobs = None if mean_logprobs is None else np.asarray(mean_logprobs, dtype=np.float64)[held_rows]
     report = selection_report(held_energies, y[held_rows], [task_keys[i] for i in held_rows], held_logprobs)
@@ -235,6 +234,11 @@ def _finite_or_none(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 def cross_validate(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, k: int = 5,
                    config: TrainConfig = TrainConfig(), mean_logprobs: np.ndarray | None = None,
                    model_fingerprint: str = "cross-validation") -> dict[str, Any]:
@@ -249,8 +253,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, k:
         out_of_fold[test_rows] = result.lens.energies(X[test_rows])
         fold_aucs.append(auc(-out_of_fold[test_rows], y[test_rows]))
     report = selection_report(out_of_fold, y, task_keys, mean_logprobs)
-    finite = [a for a in fold_aucs if not math.isnan(a)]
-    report["auc"] = float(np.mean(finite)) if finite else None
+    report["auc"] = _mean_or_none(fold_aucs)
     report["fold_aucs"] = [_finite_or_none(a) for a in fold_aucs]
     report["folds"] = len(fold_aucs)
     return report
@@ -275,11 +278,6 @@ def cross_validate_seeds(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str],
     report.update(seeds=list(seeds), first_picks=first_picks, aucs=aucs, first_pick=_mean_or_none(first_picks),
                   auc=_mean_or_none(aucs), energy_gap=_mean_or_none([r["energy_gap"] for r in reports]))
     return report
-
-
-def _mean_or_none(values: Sequence[float | None]) -> float | None:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(finite)) if finite else None
 
 
 def subsample_tasks(rows: np.ndarray, task_keys: Sequence[str], fraction: float,

@@ -318,8 +318,8 @@ def cv_command(args: argparse.Namespace) -> int:
         print(f"{subject}: {report['folds']}-fold task-split cross-validation over {report['tasks']} tasks "
               f"({report['samples']} samples, {report['mixed_tasks']} mixed)\n"
               f"first-pick {_pct(report['first_pick'])}{_per_seed(report)} vs random {_pct(report['random_pick'])} "
-              f"and log-prob {_pct(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); energy gap "
-              f"{_num(report['energy_gap'])}")
+              f"and log-prob {_pct(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); "
+              f"energy gap {_num(report['energy_gap'])}")
     return 0
 
 
