@@ -509,6 +509,17 @@ def test_real_model_solves_an_easy_function_then_answers_from_the_cache(tmp_path
     assert second.code == first.code
 
 
+def test_real_model_puts_greedy_first_over_a_likelier_sample_and_says_so(tmp_path: Path, runtime):
+    """second_largest at k=5 with no Lens: a sampled candidate has the higher mean log-probability, yet the greedy
+    one runs first, and the result's note gives the reason."""
+    solver = Solver(Settings(tier_max_tokens=SHORT), worker=SyncWorker(runtime), db_path=tmp_path / "db.sqlite3")
+    result = solver.solve(example_task("numbers_kit", "second_largest"), k=5)
+    first, rest = result.candidates[0], result.candidates[1:]
+    assert result.ranking == "logprob" and first.greedy
+    assert max(c.mean_logprob for c in rest) > first.mean_logprob
+    assert result.note.endswith("; the greedy candidate first, as log-probability alone does not outrank it")
+
+
 def test_real_model_escalates_past_a_failing_greedy_candidate(tmp_path: Path, runtime):
     """second_largest: the 0.5B's greedy answer ignores duplicates and fails; sampled candidates (fixed seeds) pass.
     Compute priced high makes routing start at FAST, so the first tier fails and the solve escalates."""
