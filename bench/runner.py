@@ -130,11 +130,15 @@ class Engine:
             settings, problems = engine_settings(self.config)
             for problem in problems:
                 self.report_problem(problem)
-            self.settings = settings
             self._worker = ModelWorker.from_settings(settings)
             self._solver = Solver(settings, worker=AuditingWorker(self._worker, self.prompts),
                                   db_path=self.state / "atlas.sqlite3", report=self.report_problem)
         return self._solver
+
+    @property
+    def settings(self):
+        """The engine settings in force (building the Solver on first use, like `solver`)."""
+        return self.solver.settings
 
     def close(self) -> None:
         if self._solver is not None:
@@ -225,62 +229,85 @@ def weighted_vote(letters: Sequence[str | None], weights: Sequence[float] | None
 def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict[str, Any]:
     """k samples (the first greedy), an option letter from each, a vote. Not the code pipeline: there is nothing
     to run, and the answer is the votes' choice rather than one candidate's."""
+    config, task = engine.config, item.task
+    k = 1 if config.mode == "baseline" else (config.k or CHOICE_K)
+    started = time.monotonic()
+    generations = _generate_choices(engine, task, k, cancel)
+    generate_seconds = time.monotonic() - started
+    letters = [extract_letter(g.text) for g in generations]
+    logprobs = [g.mean_logprob for g in generations]
+    X = _stacked_embeddings(generations)
+    ranking = engine.solver.learner.rank(X, logprobs) if config.mode == "atlas" else None
+    confidences = None if ranking is None or ranking.confidences is None else [float(c) for c in ranking.confidences]
+    answer = weighted_vote(letters, confidences, logprobs)
+    seconds = time.monotonic() - started
+    grades = grade_choice(item, letters)
+    committed = grade_choice(item, [answer])[0]
+    _learn_from_choices(engine, task, generations, X, grades)
+    return {
+        "pass_at_1": committed.passed, "pass_at_k": any(g.passed for g in grades), "committed_detail":
+        committed.detail, "answer": answer, "verified": False, "tier": f"VOTE-{k}", "k": k, "difficulty": None,
+        "ranking": "lens" if confidences is not None else "vote", "seconds": seconds, "grade_seconds": 0.0,
+        "tokens": sum(len(g.token_ids) for g in generations), "generate_seconds": generate_seconds,
+        "note": "", "candidates": _choice_rows(generations, ranking, letters, grades),
+    }
+
+
+def _generate_choices(engine: Engine, task, k: int, cancel: threading.Event) -> list:
+    """The k replies with their self-embeddings, on the model worker; a cancelled run surfaces as KeyboardInterrupt."""
     from engine import prompts
     from engine.runtime import Sampling
 
-    solver, config, task = engine.solver, engine.config, item.task
     settings = engine.settings
-    k = 1 if config.mode == "baseline" else (config.k or CHOICE_K)
-    samplings = [Sampling(temperature=0.0, seed=_sample_seed(config, task.key, 0))]
+    samplings = [Sampling(temperature=0.0, seed=_sample_seed(engine.config, task.key, 0))]
     samplings += [Sampling(temperature=settings.tier_temperature[1], top_p=settings.top_p,
-                           seed=_sample_seed(config, task.key, i)) for i in range(1, k)]
+                           seed=_sample_seed(engine.config, task.key, i)) for i in range(1, k)]
     messages = prompts.build_messages(task)
-    max_tokens = config.max_tokens or settings.tier_max_tokens[1]
+    max_tokens = engine.config.max_tokens or settings.tier_max_tokens[1]
 
     def job(runtime):
         prompt = runtime.format_chat(messages) + prompts.assistant_prefill(task)
         return runtime.generate(prompt, samplings, max_tokens=max_tokens, stop=prompts.stop_sequences(task),
                                 cancel=cancel, embed=True)
 
-    started = time.monotonic()
     try:
-        generations = solver.worker.submit(job).result()
+        return engine.solver.worker.submit(job).result()
     except Exception as exc:
         if cancel.is_set():
             raise KeyboardInterrupt from exc
         raise
-    generate_seconds = time.monotonic() - started
-    letters = [extract_letter(g.text) for g in generations]
-    logprobs = [g.mean_logprob for g in generations]
+
+
+def _stacked_embeddings(generations):
+    """(k, n_embd), or None when any reply came back without its state."""
     import numpy as np
 
-    X = None if any(g.embedding is None for g in generations) else np.stack([g.embedding for g in generations])
-    ranking = solver.learner.rank(X, logprobs) if config.mode == "atlas" else None
-    confidences = None if ranking is None or ranking.confidences is None else [float(c) for c in ranking.confidences]
-    answer = weighted_vote(letters, confidences, logprobs)
-    seconds = time.monotonic() - started
-    grades = grade_choice(item, letters)
-    committed = grade_choice(item, [answer])[0]
-    order = ranking.order if ranking is not None else list(range(len(generations)))
-    rank_of = {index: position + 1 for position, index in enumerate(order)}
+    return None if any(g.embedding is None for g in generations) else np.stack([g.embedding for g in generations])
+
+
+def _learn_from_choices(engine: Engine, task, generations, X, grades: list[Grade]) -> None:
+    """Keep the question's labelled samples in the run folder, and (atlas mode) teach the Lens with them: the labels
+    of this finished question teach later ones only."""
+    logprobs = [g.mean_logprob for g in generations]
     save_task_samples(engine.state.parent, task.key, [] if X is None else list(X), [g.passed for g in grades],
                       logprobs, [g.last_hidden for g in generations])
-    if config.mode == "atlas" and X is not None:  # labels of this finished question teach later ones only
-        solver.learner.record(task.key, [(hashlib.sha256(g.text.encode()).hexdigest()[:32], X[i], grades[i].passed,
-                                          logprobs[i]) for i, g in enumerate(generations)], source="bench")
+    if engine.config.mode == "atlas" and X is not None:
+        engine.solver.learner.record(task.key, [(hashlib.sha256(g.text.encode()).hexdigest()[:32], X[i],
+                                                 grades[i].passed, logprobs[i]) for i, g in enumerate(generations)],
+                                     source="bench")
+
+
+def _choice_rows(generations, ranking, letters: list[str | None], grades: list[Grade]) -> list[dict[str, Any]]:
+    """One results row per reply, in generation order, with its rank under the Lens (or generation order)."""
+    order = ranking.order if ranking is not None else list(range(len(generations)))
+    rank_of = {index: position + 1 for position, index in enumerate(order)}
     rows = []
     for i, g in enumerate(generations):
         energy = None if ranking is None or ranking.energies is None else float(ranking.energies[i])
-        report_like = _ChoiceCandidate(rank_of[i], energy, None if confidences is None else confidences[i],
-                                       logprobs[i], g.greedy, len(g.token_ids))
+        confidence = None if ranking is None or ranking.confidences is None else float(ranking.confidences[i])
+        report_like = _ChoiceCandidate(rank_of[i], energy, confidence, g.mean_logprob, g.greedy, len(g.token_ids))
         rows.append(_candidate_row(report_like, grades[i], {"answer": letters[i], "reply_tail": g.text[-300:]}))
-    return {
-        "pass_at_1": committed.passed, "pass_at_k": any(g.passed for g in grades), "committed_detail":
-        committed.detail, "answer": answer, "verified": False, "tier": f"VOTE-{k}", "k": k, "difficulty": None,
-        "ranking": "lens" if confidences is not None else "vote", "seconds": seconds, "grade_seconds": 0.0,
-        "tokens": sum(len(g.token_ids) for g in generations), "generate_seconds": generate_seconds,
-        "note": "", "candidates": rows,
-    }
+    return rows
 
 
 @dataclass
