@@ -74,6 +74,34 @@ def test_cache_command_stats_export_clear(capsys):
     assert "removed" in capsys.readouterr().out
 
 
+def test_cache_command_text_shows_an_entry_then_an_empty_cache(tmp_path: Path, monkeypatch, capsys):
+    from engine.cache import PatternCache
+    from engine.config import Settings
+    from engine.task import Task
+    from lens.db import open_database
+
+    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
+    from engine import paths
+
+    conn = open_database(paths.database_path())
+    task = Task(prompt='def total(values):\n    """Return the sum of all the numbers in values."""\n',
+                entry_point="total")
+    PatternCache(conn, Settings()).insert(task, "def total(values):\n    return sum(values)\n")
+    conn.close()
+
+    assert main(["cache", "stats"]) == 0
+    stats = capsys.readouterr().out
+    assert f"pattern cache in {paths.database_path()}" in stats
+    assert "entries 1 (1 short-term, 0 long-term)" in stats and "retention mean 1.000" in stats
+    assert "router: mean P(success) per difficulty bin and tier" in stats and "bin 0: " in stats
+    assert main(["cache", "export"]) == 0
+    assert capsys.readouterr().out.startswith("total  [")
+    assert main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out.strip() == "removed 1 pattern-cache entries"
+    assert main(["cache", "export"]) == 0
+    assert capsys.readouterr().out.strip() == "the pattern cache is empty"
+
+
 # --- end to end, with the real default model in a child process ---
 
 def _solve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
