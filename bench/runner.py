@@ -243,7 +243,7 @@ def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> di
     seconds = time.monotonic() - started
     grades = grade_choice(item, letters)
     committed = grade_choice(item, [answer])[0]
-    _learn_from_choices(engine, task, generations, X, grades)
+    _learn_from_choices(engine, task, generations, X, grades, logprobs)
     return {
         "pass_at_1": committed.passed, "pass_at_k": any(g.passed for g in grades), "committed_detail":
         committed.detail, "answer": answer, "verified": False, "tier": f"VOTE-{k}", "k": k, "difficulty": None,
@@ -285,10 +285,9 @@ def _stacked_embeddings(generations):
     return None if any(g.embedding is None for g in generations) else np.stack([g.embedding for g in generations])
 
 
-def _learn_from_choices(engine: Engine, task, generations, X, grades: list[Grade]) -> None:
+def _learn_from_choices(engine: Engine, task, generations, X, grades: list[Grade], logprobs: list[float]) -> None:
     """Keep the question's labelled samples in the run folder, and (atlas mode) teach the Lens with them: the labels
     of this finished question teach later ones only."""
-    logprobs = [g.mean_logprob for g in generations]
     save_task_samples(engine.state.parent, task.key, [] if X is None else list(X), [g.passed for g in grades],
                       logprobs, [g.last_hidden for g in generations])
     if engine.config.mode == "atlas" and X is not None:

@@ -181,3 +181,27 @@ def test_doubt_summary_counts_escalations_that_changed_the_committed_code():
                record(3, True, True),  # escalated; the same program, sampled again, still chosen: unchanged
                {"pass_at_1": True, "code": "x", "candidates": [], "doubt": []}]  # committed at once
     assert doubt(records) == {"tasks_escalated": 3, "changed": 2, "gained": 1, "lost": 1}
+
+
+def test_choice_rows_follow_the_lens_ranking_with_its_energies_and_confidences():
+    """The Lens-ranked branch of the multiple-choice rows (the real run in test_real_choice_run.py has no Lens yet)."""
+    import numpy as np
+
+    from bench.grading import Grade
+    from lens.learner import Ranking
+
+    class Reply:
+        def __init__(self, text, greedy):
+            self.text, self.greedy, self.mean_logprob, self.token_ids = text, greedy, -0.5, [1, 2, 3]
+
+    replies = [Reply("so the answer is A", True), Reply("answer: B", False), Reply("I pick C", False)]
+    ranking = Ranking(order=[2, 0, 1], energies=np.array([1.5, 2.5, 0.5]), confidences=np.array([0.4, 0.1, 0.8]),
+                      method="lens")
+    grades = [Grade(False, "answered A"), Grade(True, ""), Grade(False, "answered C")]
+    rows = runner._choice_rows(replies, ranking, ["A", "B", "C"], grades)
+    assert [r["rank"] for r in rows] == [2, 3, 1]
+    assert [r["energy"] for r in rows] == [1.5, 2.5, 0.5] and [r["confidence"] for r in rows] == [0.4, 0.1, 0.8]
+    assert [r["answer"] for r in rows] == ["A", "B", "C"] and [r["hidden"] for r in rows] == [False, True, False]
+    assert [r["greedy"] for r in rows] == [True, False, False] and rows[0]["reply_tail"] == "so the answer is A"
+    unranked = runner._choice_rows(replies, None, ["A", "B", "C"], grades)
+    assert [r["rank"] for r in unranked] == [1, 2, 3] and all(r["energy"] is None for r in unranked)
