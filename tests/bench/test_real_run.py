@@ -85,3 +85,58 @@ def test_cli_resumes_a_finished_run_and_prints_the_summary(finished_run, capsys)
     assert main(argv) == 0  # every task is finished: nothing to solve, no model loaded
     printed = json.loads(capsys.readouterr().out)
     assert printed["pass_at_1"] == summary["pass_at_1"] and printed["tasks"] == 2
+
+
+def test_cli_text_headline_of_a_finished_run(finished_run, capsys):
+    out, summary, _, _ = finished_run
+    config = json.loads((out / "run.json").read_text())
+    argv = [f"humaneval:{FIXTURES / 'humaneval_small.jsonl'}", "--limit", "2", "--k", "2", "--epochs", "2",
+            "--model", config["model"], "--max-tokens", "96", "--out", str(out)]
+    assert main(argv) == 0  # resumes a finished run: nothing to solve, the headline from its summary
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{summary['dataset']} (atlas, {config['model']}): 2 tasks, graded on hidden tests")
+    assert f"pass@1 {100 * summary['pass_at_1']:.1f}%" in lines[1]
+    assert f"pass@k {100 * summary['pass_at_k']:.1f}%" in lines[1]
+    assert lines[2].startswith("  first pick ") and f"on {summary.get('mixed_tasks', 0)} mixed tasks" in lines[2]
+    assert f"{summary['tasks_per_hour']:.1f} tasks/hour" in lines[3]
+    labelled = summary["labelled_set"]
+    assert any(f"Lens labels: {labelled['samples']} candidates of 2 tasks" in line for line in lines)
+    assert lines[-3:] == [f"results: {out / 'results.jsonl'}", f"summary: {out / 'summary.json'}",
+                          f"report:  {out / 'report.html'}"]
+
+
+def test_ctrl_c_keeps_every_finished_task_and_the_same_command_resumes(tmp_path, default_model_path):
+    """A real run interrupted as a user would (SIGINT after its first graded task): exit 130 with the resume hint,
+    every finished task kept; the same command then finishes the rest without redoing any."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    ids = [item.id for item in humaneval.load(FIXTURES / "humaneval_small.jsonl").items]
+    command = [sys.executable, "-m", "atlas_ls", "--bench", f"humaneval:{FIXTURES / 'humaneval_small.jsonl'}",
+               "--k", "2", "--max-tokens", "64", "--model", str(default_model_path), "--out", str(out)]
+    results = out / "results.jsonl"
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "ATLAS_N_THREADS": "2"})
+    deadline = time.monotonic() + 300
+    while not (results.exists() and results.read_text().count("\n") >= 1) and running.poll() is None:
+        assert time.monotonic() < deadline, "no task finished within 300 s"
+        time.sleep(0.05)
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=300)
+    assert running.returncode == 130, stderr
+    kept = [json.loads(line) for line in results.read_text().splitlines()]
+    assert 1 <= len(kept) < len(ids)
+    assert f"interrupted: {len(kept)} of {len(ids)} tasks are in {out}; run the same command again to resume" in stderr
+    assert "Traceback" not in stderr
+
+    resumed = subprocess.run(command + ["--json"], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "ATLAS_N_THREADS": "2"})
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["id"] for r in records] == ids
+    assert records[:len(kept)] == kept  # finished tasks are neither lost nor solved again
+    assert json.loads(resumed.stdout)["tasks"] == len(ids)
