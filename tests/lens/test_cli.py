@@ -148,3 +148,38 @@ def test_learning_curve_names_a_bad_fraction(trained_dir):
     assert done.returncode == 2 and "'half' is not a comma-separated list of numbers" in done.stderr
     done = atlas(data_dir, "cv", "--curve", "1", "--seeds", "0", "--model-fingerprint", "fpA")
     assert done.returncode == 2 and "--seeds must be at least 1" in done.stderr
+
+
+def test_without_a_fingerprint_the_configured_model_is_the_current_one(tmp_path, default_model_path):
+    """As a user types it: no --model-fingerprint, so the default model's GGUF is read for its fingerprint."""
+    from engine.models import validate_gguf
+
+    done = atlas(tmp_path / "data", "stats", "--json")
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)
+    fingerprint = validate_gguf(default_model_path).fingerprint
+    assert stats["model_fingerprint"] == fingerprint and stats["current_model"] is True
+    assert stats["samples"] == 0 and stats["models"][fingerprint]["checkpoint"] is None
+    text = atlas(tmp_path / "data", "stats").stdout
+    assert f"model {fingerprint} (current)" in text and "ranked by mean token log-probability" in text
+
+
+def test_a_model_that_cannot_be_fingerprinted_is_named(tmp_path):
+    missing = tmp_path / "nowhere.gguf"
+    done = atlas(tmp_path / "data", "train", "--model", str(missing))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"atlas-ls lens: cannot fingerprint the model '{missing}'")
+    assert "or pass --model-fingerprint" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_in_text_form_reports_held_out_metrics(trained_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(trained_dir[0], copy)  # the module's trained store stays as the other tests expect it
+    done = atlas(copy, "train", "--model-fingerprint", "fpA")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("held-out (") and "first-pick" in lines[1] and "log-prob" in lines[1]
+    assert lines[2].startswith("trained on ") and "best epoch" in lines[2]
+    assert lines[3].startswith("energy quartiles (low -> high), pass rate: ") and lines[3].count("%") == 4
