@@ -229,6 +229,8 @@ def weighted_vote(letters: Sequence[str | None], weights: Sequence[float] | None
 def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> dict[str, Any]:
     """k samples (the first greedy), an option letter from each, a vote. Not the code pipeline: there is nothing
     to run, and the answer is the votes' choice rather than one candidate's."""
+    from engine.pipeline import stacked_embeddings
+
     config, task = engine.config, item.task
     k = 1 if config.mode == "baseline" else (config.k or CHOICE_K)
     started = time.monotonic()
@@ -236,7 +238,7 @@ def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> di
     generate_seconds = time.monotonic() - started
     letters = [extract_letter(g.text) for g in generations]
     logprobs = [g.mean_logprob for g in generations]
-    X = _stacked_embeddings(generations)
+    X = stacked_embeddings(generations)
     ranking = engine.solver.learner.rank(X, logprobs) if config.mode == "atlas" else None
     confidences = None if ranking is None or ranking.confidences is None else [float(c) for c in ranking.confidences]
     answer = weighted_vote(letters, confidences, logprobs)
@@ -249,7 +251,7 @@ def solve_choice(engine: Engine, item: BenchItem, cancel: threading.Event) -> di
         committed.detail, "answer": answer, "verified": False, "tier": f"VOTE-{k}", "k": k, "difficulty": None,
         "ranking": "lens" if confidences is not None else "vote", "seconds": seconds, "grade_seconds": 0.0,
         "tokens": sum(len(g.token_ids) for g in generations), "generate_seconds": generate_seconds,
-        "note": "", "candidates": _choice_rows(generations, ranking, letters, grades),
+        "note": "", "candidates": _choice_rows(generations, ranking, confidences, letters, grades),
     }
 
 
@@ -278,13 +280,6 @@ def _generate_choices(engine: Engine, task, k: int, cancel: threading.Event) -> 
         raise
 
 
-def _stacked_embeddings(generations):
-    """(k, n_embd), or None when any reply came back without its state."""
-    import numpy as np
-
-    return None if any(g.embedding is None for g in generations) else np.stack([g.embedding for g in generations])
-
-
 def _learn_from_choices(engine: Engine, task, generations, X, grades: list[Grade], logprobs: list[float]) -> None:
     """Keep the question's labelled samples in the run folder, and (atlas mode) teach the Lens with them: the labels
     of this finished question teach later ones only."""
@@ -296,14 +291,15 @@ def _learn_from_choices(engine: Engine, task, generations, X, grades: list[Grade
                                      source="bench")
 
 
-def _choice_rows(generations, ranking, letters: list[str | None], grades: list[Grade]) -> list[dict[str, Any]]:
+def _choice_rows(generations, ranking, confidences: list[float] | None, letters: list[str | None],
+                 grades: list[Grade]) -> list[dict[str, Any]]:
     """One results row per reply, in generation order, with its rank under the Lens (or generation order)."""
     order = ranking.order if ranking is not None else list(range(len(generations)))
     rank_of = {index: position + 1 for position, index in enumerate(order)}
     rows = []
     for i, g in enumerate(generations):
         energy = None if ranking is None or ranking.energies is None else float(ranking.energies[i])
-        confidence = None if ranking is None or ranking.confidences is None else float(ranking.confidences[i])
+        confidence = None if confidences is None else confidences[i]
         report_like = _ChoiceCandidate(rank_of[i], energy, confidence, g.mean_logprob, g.greedy, len(g.token_ids))
         rows.append(_candidate_row(report_like, grades[i], {"answer": letters[i], "reply_tail": g.text[-300:]}))
     return rows

@@ -35,7 +35,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -411,7 +411,7 @@ class Solver:
         following = self.router.next_plan(failed.plan, len(run.attempts) - 1, tokens_used)
         if following is None:
             return None
-        X = _embeddings(failed.candidates)
+        X = stacked_embeddings(failed.candidates)
         lens_difficulty = self._lens_difficulty(X)
         signals = dataclasses.replace(run.route.signals, lens_difficulty=lens_difficulty)
         again = self.router.route(signals)
@@ -555,7 +555,7 @@ class Solver:
     def _rank(self, run: _Run, attempt: _Attempt) -> None:
         run.emit("scoring", 0, 1, "ranking the candidates")
         candidates = attempt.candidates
-        X = _embeddings(candidates)
+        X = stacked_embeddings(candidates)
         with run.timed("score"):
             order, energies, confidences = self._ranking(attempt, X)
         for i, c in enumerate(candidates):
@@ -691,7 +691,8 @@ def _messages(run: _Run, attempt: _Attempt) -> list[dict[str, str]]:
     return prompts.build_repair_messages(run.task, run.hints, failure_report(broken.verdict))
 
 
-def _embeddings(candidates: list[_Candidate]) -> np.ndarray | None:
+def stacked_embeddings(candidates: Sequence) -> np.ndarray | None:
+    """(k, n_embd) of the candidates' (or generations') self-embeddings; None when any lacks one, or there are none."""
     if not candidates or any(c.embedding is None for c in candidates):
         return None
     return np.stack([c.embedding for c in candidates])

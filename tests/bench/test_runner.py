@@ -198,10 +198,10 @@ def test_choice_rows_follow_the_lens_ranking_with_its_energies_and_confidences()
     ranking = Ranking(order=[2, 0, 1], energies=np.array([1.5, 2.5, 0.5]), confidences=np.array([0.4, 0.1, 0.8]),
                       method="lens")
     grades = [Grade(False, "answered A"), Grade(True, ""), Grade(False, "answered C")]
-    rows = runner._choice_rows(replies, ranking, ["A", "B", "C"], grades)
+    rows = runner._choice_rows(replies, ranking, [0.4, 0.1, 0.8], ["A", "B", "C"], grades)
     assert [r["rank"] for r in rows] == [2, 3, 1]
     assert [r["energy"] for r in rows] == [1.5, 2.5, 0.5] and [r["confidence"] for r in rows] == [0.4, 0.1, 0.8]
     assert [r["answer"] for r in rows] == ["A", "B", "C"] and [r["hidden"] for r in rows] == [False, True, False]
     assert [r["greedy"] for r in rows] == [True, False, False] and rows[0]["reply_tail"] == "so the answer is A"
-    unranked = runner._choice_rows(replies, None, ["A", "B", "C"], grades)
+    unranked = runner._choice_rows(replies, None, None, ["A", "B", "C"], grades)
     assert [r["rank"] for r in unranked] == [1, 2, 3] and all(r["energy"] is None for r in unranked)
