@@ -110,15 +110,8 @@ def main(argv: list[str]) -> int:
         print(f"atlas-ls --bench: --mode baseline is one greedy sample per task; --k {args.k} needs --mode atlas",
               file=sys.stderr)
         return 2
-    try:
-        dataset = load_dataset(args.dataset, since=args.since, until=args.until)
-    except DatasetError as exc:
-        print(f"atlas-ls --bench: {exc}", file=sys.stderr)
-        return 2
-    for message in dataset.skipped:
-        print(f"skipped malformed record: {message}", file=sys.stderr)
-    if not dataset.items:
-        print(f"atlas-ls --bench: {args.dataset} has no tasks to run", file=sys.stderr)
+    dataset = _dataset(args)
+    if dataset is None:
         return 2
     if args.model is None:
         from engine import config as engine_config
@@ -139,9 +132,29 @@ def main(argv: list[str]) -> int:
         summary, code = stopped.summary, 130
         print(f"interrupted: {summary['tasks']} of {summary['planned_tasks']} tasks are in {out}; run the same "
               "command again to resume", file=sys.stderr)
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print(_headline(summary))
-        print(f"results: {out / 'results.jsonl'}\nsummary: {out / 'summary.json'}\nreport:  {out / 'report.html'}")
+    _print_summary(summary, out, as_json=args.json)
     return code
+
+
+def _dataset(args):
+    """The dataset the arguments name, its skipped records reported; None (after saying why) when there is
+    nothing to run."""
+    try:
+        dataset = load_dataset(args.dataset, since=args.since, until=args.until)
+    except DatasetError as exc:
+        print(f"atlas-ls --bench: {exc}", file=sys.stderr)
+        return None
+    for message in dataset.skipped:
+        print(f"skipped malformed record: {message}", file=sys.stderr)
+    if not dataset.items:
+        print(f"atlas-ls --bench: {args.dataset} has no tasks to run", file=sys.stderr)
+        return None
+    return dataset
+
+
+def _print_summary(summary: dict, out: Path, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    print(_headline(summary))
+    print(f"results: {out / 'results.jsonl'}\nsummary: {out / 'summary.json'}\nreport:  {out / 'report.html'}")

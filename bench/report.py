@@ -49,13 +49,18 @@ def _png(figure) -> str:
 
 
 def plots(summary: dict[str, Any], records: Sequence[dict]) -> dict[str, str]:
+    """The report's three charts as base64 PNGs, by title."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
-    images = {}
-    curve = summary["learning_curve"]
+    return {"learning curve": _learning_curve_png(plt, summary["learning_curve"]),
+            "energy histograms": _energy_histogram_png(plt, records),
+            "difficulty vs pass rate": _difficulty_png(plt, summary["difficulty_vs_pass_rate"])}
+
+
+def _learning_curve_png(plt, curve: Sequence[dict]) -> str:
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     epochs = [row["epoch"] for row in curve]
     for key, label in (("pass_rate", "pass@1"), ("first_pick_accuracy", "first-pick accuracy"),
@@ -67,12 +72,13 @@ def plots(summary: dict[str, Any], records: Sequence[dict]) -> dict[str, str]:
     ax.set_xticks(epochs)
     ax.legend(fontsize=8)
     ax.set_title("learning curve")
-    images["learning curve"] = _png(fig)
+    return _png(fig)
 
-    passing = [c["energy"] for r in records for c in r.get("candidates") or [] if c.get("energy") is not None
-               and c["hidden"]]
-    failing = [c["energy"] for r in records for c in r.get("candidates") or [] if c.get("energy") is not None
-               and not c["hidden"]]
+
+def _energy_histogram_png(plt, records: Sequence[dict]) -> str:
+    scored = [c for r in records for c in r.get("candidates") or [] if c.get("energy") is not None]
+    passing = [c["energy"] for c in scored if c["hidden"]]
+    failing = [c["energy"] for c in scored if not c["hidden"]]
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     if passing or failing:
         ax.hist([passing, failing], bins=20, label=["pass", "fail"], color=["tab:green", "tab:red"], alpha=0.7)
@@ -82,9 +88,10 @@ def plots(summary: dict[str, Any], records: Sequence[dict]) -> dict[str, str]:
                 va="center", fontsize=8, transform=ax.transAxes)
     ax.set_xlabel("energy (low = predicted pass)")
     ax.set_title("energies of candidates, by hidden-test outcome")
-    images["energy histograms"] = _png(fig)
+    return _png(fig)
 
-    bins = summary["difficulty_vs_pass_rate"]
+
+def _difficulty_png(plt, bins: Sequence[dict]) -> str:
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     labels = [f"{row['low']:.1f}-{row['high']:.1f}\n(n={row['n']})" for row in bins]
     ax.bar(labels, [row["pass_rate"] or 0.0 for row in bins], color="tab:blue")
@@ -92,8 +99,7 @@ def plots(summary: dict[str, Any], records: Sequence[dict]) -> dict[str, str]:
     ax.set_xlabel("difficulty (router)")
     ax.set_ylabel("pass@1")
     ax.set_title("difficulty against pass rate")
-    images["difficulty vs pass rate"] = _png(fig)
-    return images
+    return _png(fig)
 
 
 def render(summary: dict[str, Any], records: Sequence[dict]) -> str:

@@ -625,22 +625,8 @@ class Runtime:
                 pending = seq.tokens[draft_valid - len(tokens):]  # ends with `token`, at position n_past
                 proposal, draft_end = self._draft_tokens(pending, draft_valid,
                                                          min(self.n_draft, budget - len(seq.tokens)))
-                ctx.batch.clear()
-                for j, t in enumerate([token] + proposal):
-                    ctx.batch.add(t, n_past + j, 0, True)
-                ctx.decode()
-                rows = ctx.logits(len(ctx.batch))
-                lse = _log_sum_exp(rows)
-                states = ctx.hidden(len(ctx.batch)) if embed else None
-                for i in range(len(ctx.batch)):
-                    if embed:
-                        seq.add_hidden(states[i])  # the state of the token fed at i, which is kept
-                    seq.idx = i
-                    token = seq.sample(ctx)
-                    seq.accept(ctx, token, float(rows[i, token] - lse[i]), stop, budget)
-                    if seq.finish is not None or i == len(proposal) or token != proposal[i]:
-                        break
-                n_past += i + 1
+                token, n_kept = self._check_proposal(seq, token, proposal, n_past, stop, budget, embed)
+                n_past += n_kept
                 ctx.truncate(0, n_past)
                 draft.truncate(0, n_past)
                 draft_valid = min(draft_end, n_past)
@@ -657,6 +643,30 @@ class Runtime:
             ctx.forget_candidates(1, len(tokens))
             draft.forget_candidates(1, len(tokens))
             seq.free()
+
+    def _check_proposal(self, seq: _Sequence, token: int, proposal: list[int], n_past: int, stop: list[bytes],
+                        budget: int, embed: bool) -> tuple[int, int]:
+        """Feed `token` (at n_past) and the draft's proposal after it in one batch, and accept the target's own
+        choices while they agree with the proposal: the first disagreement is itself accepted (it is what plain
+        greedy would have chosen), and nothing after it. Returns the last accepted token and how many of the fed
+        tokens stay in the cache."""
+        ctx = self._ctx
+        ctx.batch.clear()
+        for j, t in enumerate([token] + proposal):
+            ctx.batch.add(t, n_past + j, 0, True)
+        ctx.decode()
+        rows = ctx.logits(len(ctx.batch))
+        lse = _log_sum_exp(rows)
+        states = ctx.hidden(len(ctx.batch)) if embed else None
+        for i in range(len(ctx.batch)):
+            if embed:
+                seq.add_hidden(states[i])  # the state of the token fed at i, which is kept
+            seq.idx = i
+            token = seq.sample(ctx)
+            seq.accept(ctx, token, float(rows[i, token] - lse[i]), stop, budget)
+            if seq.finish is not None or i == len(proposal) or token != proposal[i]:
+                break
+        return token, i + 1
 
     def _draft_tokens(self, pending: list[int], start: int, n_max: int) -> tuple[list[int], int]:
         """Up to n_max greedy draft tokens following `pending` (the tokens the draft has not read yet, from

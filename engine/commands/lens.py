@@ -277,31 +277,19 @@ def describe_training(result: dict[str, Any]) -> str:
 
 def cv_command(args: argparse.Namespace) -> int:
     from engine import config
-    from lens.store import read_labelled_set
     from lens.train import NotEnoughData, cross_validate_seeds
 
-    settings, _ = config.load(args.workspace)
-    if args.data is not None:
-        try:
-            X, y, keys, logprobs = read_labelled_set(args.data.expanduser(), features=args.features)
-        except (OSError, ValueError) as exc:
-            print(f"atlas-ls lens cv: cannot read {args.data}: {exc}", file=sys.stderr)
-            return 1
-        subject = str(args.data) + ("" if args.features == "mean" else f" ({args.features} features)")
-    else:
-        if args.features != "mean":
-            print("atlas-ls lens cv: --features needs --data (the store keeps mean-pooled states only)",
-                  file=sys.stderr)
-            return 2
-        identity = current_model(args)
-        X, y, keys, logprobs = open_store().dataset(identity.fingerprint, with_logprobs=True, source=args.source)
-        subject = f"model {identity.fingerprint}" + (f", source {args.source}" if args.source else "")
     if args.folds < 2:
         print("atlas-ls lens cv: --folds must be at least 2", file=sys.stderr)
         return 2
     if args.seeds is not None and args.seeds < 1:
         print("atlas-ls lens cv: --seeds must be at least 1", file=sys.stderr)
         return 2
+    settings, _ = config.load(args.workspace)
+    data = _cv_data(args)
+    if isinstance(data, int):
+        return data
+    X, y, keys, logprobs, subject = data
     seed = settings.seed if args.seed is None else args.seed
     if args.curve:
         return curve_command(args, X, y, keys, logprobs, subject, range(seed, seed + (args.seeds or 3)))
@@ -321,6 +309,27 @@ def cv_command(args: argparse.Namespace) -> int:
               f"and log-prob {_pct(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); "
               f"energy gap {_num(report['energy_gap'])}")
     return 0
+
+
+def _cv_data(args: argparse.Namespace):
+    """(X, y, task keys, log-probabilities, a name for them) from --data or the store, or an exit code after
+    saying what was wrong."""
+    from lens.store import read_labelled_set
+
+    if args.data is not None:
+        try:
+            X, y, keys, logprobs = read_labelled_set(args.data.expanduser(), features=args.features)
+        except (OSError, ValueError) as exc:
+            print(f"atlas-ls lens cv: cannot read {args.data}: {exc}", file=sys.stderr)
+            return 1
+        features = "" if args.features == "mean" else f" ({args.features} features)"
+        return X, y, keys, logprobs, f"{args.data}{features}"
+    if args.features != "mean":
+        print("atlas-ls lens cv: --features needs --data (the store keeps mean-pooled states only)", file=sys.stderr)
+        return 2
+    identity = current_model(args)
+    X, y, keys, logprobs = open_store().dataset(identity.fingerprint, with_logprobs=True, source=args.source)
+    return X, y, keys, logprobs, f"model {identity.fingerprint}" + (f", source {args.source}" if args.source else "")
 
 
 def _per_seed(report: dict[str, Any]) -> str:
