@@ -75,6 +75,49 @@ def test_lcb_refuses_a_pickle_that_would_run_code(tmp_path):
     assert data.items == [] and "refusing to load" in data.skipped[0]
 
 
+GOOD_LCB = {"question_content": "Print 2n.", "question_id": "good", "contest_date": "2024-05-01",
+            "public_test_cases": json.dumps([{"input": "1\n", "output": "2\n", "testtype": "stdin"}])}
+STDIN = {"input": "1\n", "output": "2\n", "testtype": "stdin"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"public_test_cases": 7}, "public_test_cases is a int, expected a list or a string"),
+    ({"public_test_cases": json.dumps(["1 2"])}, "public_test_cases does not decode to a list of test objects"),
+    ({"public_test_cases": [{"input": "1\n"}]}, "public_test_cases[0].output is missing or not a string"),
+    ({"public_test_cases": "[{not json"}, "public_test_cases is not valid JSON"),
+    ({"private_test_cases": "%%% not base64"}, "private_test_cases could not be decoded"),
+    ({"metadata": "{oops"}, "metadata is not valid JSON"),
+    ({"metadata": "[1, 2]"}, "metadata is not an object"),
+    ({"contest_date": "last tuesday"}, "contest_date 'last tuesday' is not an ISO date"),
+    ({"public_test_cases": [STDIN, {**STDIN, "testtype": "functional"}], "metadata": {"func_name": "f"}},
+     "public_test_cases mixes test types ['functional', 'stdin']"),
+    ({"public_test_cases": [{**STDIN, "testtype": "interactive"}]}, "unknown testtype 'interactive'"),
+    ({"public_test_cases": [{**STDIN, "testtype": "functional"}]}, "metadata.func_name is missing"),
+    ({"public_test_cases": [], "private_test_cases": ""}, "no tests at all"),
+])
+def test_lcb_each_malformed_field_is_named_and_the_rest_of_the_file_loads(tmp_path, change, message):
+    path = tmp_path / "lcb.jsonl"
+    bad = {**GOOD_LCB, "question_id": "bad", **change}
+    path.write_text("\n".join(json.dumps(r) for r in (GOOD_LCB, bad, [1, 2])) + "\n")
+    data = lcb.load(path, since=date(2024, 1, 1)) if "contest_date" in change else lcb.load(path)
+    assert [item.id for item in data.items] == ["good"]
+    assert len(data.skipped) == 2 and data.stats["skipped"] == 2
+    assert data.skipped[0].startswith(f"{path} line 2: ") and message in data.skipped[0]
+    assert data.skipped[1] == f"{path} line 3: not a JSON object"
+
+
+def test_lcb_date_filters_leave_out_undated_problems_and_say_so(tmp_path):
+    path = tmp_path / "lcb.jsonl"
+    undated = {**GOOD_LCB, "question_id": "undated", "contest_date": ""}
+    path.write_text(json.dumps(GOOD_LCB) + "\n" + json.dumps(undated) + "\n")
+    assert [i.id for i in lcb.load(path).items] == ["good", "undated"]
+    data = lcb.load(path, until=date(2025, 1, 1))
+    assert [i.id for i in data.items] == ["good"]
+    assert "1 problems without a contest_date were left out by --since/--until" in data.notes
+    with pytest.raises(DatasetError, match="LiveCodeBench file not found"):
+        lcb.load(tmp_path / "missing.jsonl")
+
+
 def test_lcb_shared_public_file_is_public_tests_only():
     data = load_dataset(f"lcb:{shared_file('lcb_v5_public_279.jsonl')}")
     assert len(data.items) == 279 and not data.skipped
@@ -186,6 +229,26 @@ def test_scicode_targets_come_from_the_ground_truth():
         scope[item.task.entry_point] = bad
         with pytest.raises(AssertionError):
             scope["check"](None)
+
+
+def test_scicode_steps_without_ground_truth_or_with_unusable_tests_are_named(tmp_path):
+    toy = json.loads((FIXTURES / "scicode_small.jsonl").read_text().splitlines()[0])
+    square = toy["sub_steps"][0]
+    steps = [
+        {**square, "step_number": "13.6", "ground_truth_code": ""},  # a step SciCode supplies itself: not a task
+        {**square, "step_number": "13.7", "ground_truth_code": ""},
+        {**square, "step_number": "13.8", "test_cases": ["target = 1\nprint(squares(target))"]},
+        {**square, "step_number": "13.9"},
+    ]
+    path = tmp_path / "scicode.jsonl"
+    path.write_text(json.dumps({**toy, "problem_id": "13", "sub_steps": steps}) + "\n")
+    data = scicode.load(path)
+    assert [item.id for item in data.items] == ["13.9"]
+    assert data.skipped == [f"{path} line 1: step 13.7 has no ground_truth_code (not the dev split?)",
+                            f"{path} line 1: step 13.8: uses `target` outside an assert"]
+    assert data.stats["skipped"] == 2 and data.name == f"scicode:{path}"
+    with pytest.raises(DatasetError, match="SciCode file not found"):
+        scicode.load(tmp_path / "missing.jsonl")
 
 
 def test_scicode_target_slots():
