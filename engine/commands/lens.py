@@ -29,6 +29,14 @@ class ModelUnknown(Exception):
     pass
 
 
+class Refused(Exception):
+    """A command stopped on bad input: the message is worded for the user, `code` is the exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def curve_fractions(text: str) -> list[float]:
     """`0.25,0.5,1` -> [0.25, 0.5, 1.0]; argparse reports what was wrong."""
     try:
@@ -81,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     except ModelUnknown as exc:
         print(f"atlas-ls lens: {exc}", file=sys.stderr)
         return 2
+    except Refused as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
 
 
 # --- where things are ---
@@ -286,10 +297,7 @@ def cv_command(args: argparse.Namespace) -> int:
         print("atlas-ls lens cv: --seeds must be at least 1", file=sys.stderr)
         return 2
     settings, _ = config.load(args.workspace)
-    data = _cv_data(args)
-    if isinstance(data, int):
-        return data
-    X, y, keys, logprobs, subject = data
+    X, y, keys, logprobs, subject = _cv_data(args)
     seed = settings.seed if args.seed is None else args.seed
     if args.curve:
         return curve_command(args, X, y, keys, logprobs, subject, range(seed, seed + (args.seeds or 3)))
@@ -312,21 +320,19 @@ def cv_command(args: argparse.Namespace) -> int:
 
 
 def _cv_data(args: argparse.Namespace):
-    """(X, y, task keys, log-probabilities, a name for them) from --data or the store, or an exit code after
-    saying what was wrong."""
+    """(X, y, task keys, log-probabilities, a name for them) from --data or the store; Refused when neither can
+    be read."""
     from lens.store import read_labelled_set
 
     if args.data is not None:
         try:
             X, y, keys, logprobs = read_labelled_set(args.data.expanduser(), features=args.features)
         except (OSError, ValueError) as exc:
-            print(f"atlas-ls lens cv: cannot read {args.data}: {exc}", file=sys.stderr)
-            return 1
+            raise Refused(f"atlas-ls lens cv: cannot read {args.data}: {exc}", 1) from None
         features = "" if args.features == "mean" else f" ({args.features} features)"
         return X, y, keys, logprobs, f"{args.data}{features}"
     if args.features != "mean":
-        print("atlas-ls lens cv: --features needs --data (the store keeps mean-pooled states only)", file=sys.stderr)
-        return 2
+        raise Refused("atlas-ls lens cv: --features needs --data (the store keeps mean-pooled states only)", 2)
     identity = current_model(args)
     X, y, keys, logprobs = open_store().dataset(identity.fingerprint, with_logprobs=True, source=args.source)
     return X, y, keys, logprobs, f"model {identity.fingerprint}" + (f", source {args.source}" if args.source else "")

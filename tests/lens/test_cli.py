@@ -107,6 +107,10 @@ def test_cross_validation_over_the_store_and_over_an_exported_set(trained_dir, t
     np.savez(bad, X=np.zeros((3, 4)), y=np.array([1, 0, 1]))
     done = atlas(data_dir, "cv", "--data", str(bad))
     assert done.returncode == 1 and "lacks task_keys" in done.stderr
+    missing = tmp_path / "missing.npz"
+    done = atlas(data_dir, "cv", "--data", str(missing))
+    assert done.returncode == 1 and f"atlas-ls lens cv: cannot read {missing}" in done.stderr
+    assert "Traceback" not in done.stderr
     done = atlas(data_dir, "cv", "--features", "last", "--model-fingerprint", "fpA")
     assert done.returncode == 2 and "--features needs --data" in done.stderr
 
