@@ -85,7 +85,7 @@ def _on_gpu(n_gpu_layers: int) -> bool:
 
 
 def _backend(settings) -> dict:
-    from engine.runtime import default_threads
+    from engine.runtime import amx_in_build, default_threads
 
     try:
         import llama_cpp
@@ -98,7 +98,8 @@ def _backend(settings) -> dict:
     backend = next((label for key, label in names.items() if key in system.upper()), "CUDA" if gpu else "CPU")
     return {"backend": backend, "gpu_offload": gpu, "n_gpu_layers": settings.n_gpu_layers,
             "n_threads": settings.n_threads or default_threads(), "n_ctx": settings.n_ctx,
-            "llama_cpp_version": llama_cpp.__version__, "system_info": system.strip()}
+            "llama_cpp_version": llama_cpp.__version__, "system_info": system.strip(),
+            "weight_repacking": not amx_in_build()}
 
 
 def _directories() -> dict:
@@ -152,6 +153,9 @@ def _print_text(report: dict) -> None:
                      f"{report['n_threads']} threads, n_ctx {report['n_ctx']}, GPU offload "
                      f"{'available' if report['gpu_offload'] else 'not available'} "
                      f"(n_gpu_layers {report['n_gpu_layers']})")
+        if not report["weight_repacking"]:
+            lines.append(f"{'':<12} weight repacking off: this build has AMX, whose kernels crash on some machines "
+                         "(llama.cpp issue 20824)")
     lines += [f"{'data dir':<12} {report['data_dir']}", f"{'database':<12} {report['database']}",
               f"{'cache dir':<12} {report['cache_dir']}", f"{'config file':<12} {report['config_file']}",
               f"{'bubblewrap':<12} {report['optional']['bubblewrap'] or 'not found (sandbox uses a weaker level)'}",

@@ -114,9 +114,19 @@ def measure(model: str, draft_model: str | None, *, max_tokens: int, n_threads: 
 
 def _high_level(path, n_threads: int):
     """llama-cpp-python's high-level API on the same file, for (c): the way a caller without batching would go."""
+    import llama_cpp.llama_cpp as L
     from llama_cpp import Llama
 
-    return Llama(str(path), n_ctx=4096, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+    from engine.runtime import model_params
+
+    # Llama takes its model parameters from llama_model_default_params inside __init__ and has no argument for extra
+    # buffer types: lending it the runtime's parameters for that one call keeps the AMX guard on this baseline too
+    ours, defaults = model_params(0), L.llama_model_default_params
+    L.llama_model_default_params = lambda: ours
+    try:
+        return Llama(str(path), n_ctx=4096, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+    finally:
+        L.llama_model_default_params = defaults
 
 
 def _report(best: dict, runtime, path, max_tokens: int, repeat: int, load_before, draft_model) -> dict:

@@ -25,6 +25,7 @@ def test_doctor_json_describes_the_default_model_and_directories(default_model_p
     assert report["draft_model"] is None  # the default profile has no natural draft
     assert report["backend"] in ("CPU", "CUDA", "Metal", "Vulkan", "ROCm", "SYCL", "OpenCL")
     assert report["n_threads"] >= 1
+    assert report["weight_repacking"] is ("AMX_INT8 = 1" not in report["system_info"])
     assert report["data_dir"] == os.environ["ATLAS_DATA_DIR"]
     assert report["cache_dir"] == str(default_model_path.parent.parent)
     assert set(report["optional"]) == {"bubblewrap", "sandbox_isolation"}
@@ -35,6 +36,7 @@ def test_doctor_text_names_the_draft_of_a_profile_that_has_one(default_model_pat
     assert done.returncode == 0, done.stderr
     assert f"draft model  {default_model_path}" in done.stdout
     assert "n_embd 896" in done.stdout and "threads" in done.stdout
+    assert ("weight repacking off" in done.stdout) is ("AMX_INT8 = 1" in doctor("--json").stdout)
 
 
 def test_doctor_fails_cleanly_on_an_unresolvable_model(tmp_path):

@@ -184,3 +184,19 @@ def test_gpu_offload_needs_layers_and_a_build_that_offloads():
 
     assert gpu_offload_active(0) is False  # nothing asked for: CPU, so a profile's natural draft stays out
     assert gpu_offload_active(-1) is bool(L.llama_supports_gpu_offload())
+
+
+def test_extra_buffer_types_are_off_exactly_where_the_build_has_amx(monkeypatch):
+    """AMX's weight buffer crashes the process on some machines (llama.cpp issue 20824): the runtime leaves extra
+    buffer types off where the build has it, and keeps CPU repacking where it does not."""
+    import llama_cpp.llama_cpp as L
+
+    from engine import runtime
+
+    reported = L.llama_print_system_info().decode()
+    assert runtime.amx_in_build() is ("AMX_INT8 = 1" in reported)
+    assert runtime.model_params(0).use_extra_bufts is not runtime.amx_in_build()
+    for with_amx in (True, False):
+        monkeypatch.setattr(runtime, "amx_in_build", lambda: with_amx)
+        params = runtime.model_params(7)
+        assert params.use_extra_bufts is not with_amx and params.n_gpu_layers == 7
