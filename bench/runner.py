@@ -353,9 +353,7 @@ def run(dataset: Dataset, config: RunConfig, out: Path, *, stream: TextIO | None
     folder = RunFolder(out)
     folder.start(config.as_dict())
     items = dataset.items[:config.limit] if config.limit else list(dataset.items)
-    done = {k: v for k, v in folder.finished().items() if k in {i.id for i in items}}
-    if folder.dropped_partial:
-        stream.write("results.jsonl ended in a partial line (a task in flight when the run stopped): dropped\n")
+    done = _resumed(folder, items, stream)
     bar = ProgressBar(len(items), already_done=len(done), stream=stream)
     bar.graded = len(done)
     bar.passed = sum(bool(r.get("pass_at_1")) for r in done.values())
@@ -364,18 +362,7 @@ def run(dataset: Dataset, config: RunConfig, out: Path, *, stream: TextIO | None
     cancel = threading.Event()
     try:
         with own_state(out / "state"):
-            for epoch, chunk in enumerate(chunks(items, config.epochs), start=1):
-                for item in chunk:
-                    if item.id in done:
-                        continue
-                    bar.show(f"solving {item.id}")
-                    record = run_item(engine, item, epoch, cancel)
-                    folder.append(record)
-                    done[item.id] = record
-                    bar.advance(record["pass_at_1"], f"{item.id}: {'pass' if record['pass_at_1'] else 'fail'}")
-                if epoch < config.epochs and str(epoch) not in retrains and config.mode == "atlas":
-                    retrains[str(epoch)] = engine.retrain_lens()
-                    folder.write("lens_retrains.json", _json(retrains))
+            _run_epochs(engine, folder, items, config, done, retrains, bar, cancel)
     except KeyboardInterrupt:
         cancel.set()
         bar.close()
@@ -386,6 +373,34 @@ def run(dataset: Dataset, config: RunConfig, out: Path, *, stream: TextIO | None
     summary = finish(folder, dataset, config, items, done, retrains)
     engine.close()
     return summary
+
+
+def _resumed(folder: RunFolder, items: list[BenchItem], stream: TextIO) -> dict[str, dict[str, Any]]:
+    """The records of this run's items that an earlier, stopped run already finished."""
+    wanted = {item.id for item in items}
+    done = {k: v for k, v in folder.finished().items() if k in wanted}
+    if folder.dropped_partial:
+        stream.write("results.jsonl ended in a partial line (a task in flight when the run stopped): dropped\n")
+    return done
+
+
+def _run_epochs(engine: Engine, folder: RunFolder, items: list[BenchItem], config: RunConfig,
+                done: dict[str, dict[str, Any]], retrains: dict[str, Any], bar: ProgressBar,
+                cancel: threading.Event) -> None:
+    """Solve every unfinished item, epoch by epoch, appending each record as it finishes; in atlas mode the Lens
+    retrains between epochs (once per epoch, remembered across resumes)."""
+    for epoch, chunk in enumerate(chunks(items, config.epochs), start=1):
+        for item in chunk:
+            if item.id in done:
+                continue
+            bar.show(f"solving {item.id}")
+            record = run_item(engine, item, epoch, cancel)
+            folder.append(record)
+            done[item.id] = record
+            bar.advance(record["pass_at_1"], f"{item.id}: {'pass' if record['pass_at_1'] else 'fail'}")
+        if epoch < config.epochs and str(epoch) not in retrains and config.mode == "atlas":
+            retrains[str(epoch)] = engine.retrain_lens()
+            folder.write("lens_retrains.json", _json(retrains))
 
 
 def _read_retrains(folder: RunFolder) -> dict[str, Any]:

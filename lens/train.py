@@ -203,7 +203,6 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
     calibration = fit_calibration(held_energies, y[held_rows])
     held_logprobs = None if mean_logprobs is None else np.asarray(mean_logprobs, dtype=np.float64)[held_rows]
     report = selection_report(held_energies, y[held_rows], [task_keys[i] for i in held_rows], held_logprobs)
-    heldout_tasks = sorted({task_keys[i] for i in held_rows})
     metrics = {
         **report,
         "train_samples": int(len(train_rows)),
@@ -213,21 +212,27 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
         "best_epoch": best_epoch,
         "train_auc": _finite_or_none(auc(-energies_of(field, X_all[train_rows]), y[train_rows])),
     }
-    metadata = {
-        "samples": int(len(y)),
-        "tasks": len(task_index),
+    metadata = _lens_metadata(metrics, task_keys, train_rows, held_rows, config)
+    lens = Lens(field, model_fingerprint=model_fingerprint, calibration=calibration, metadata=metadata)
+    return TrainResult(lens=lens, metrics=metrics, heldout_tasks=sorted({task_keys[i] for i in held_rows}))
+
+
+def _lens_metadata(metrics: dict, task_keys: list[str], train_rows, held_rows, config: TrainConfig) -> dict:
+    """What a checkpoint says about itself: its data, its held-out figures (the ranking rule reads first_pick
+    against logprob_first_pick), when it was trained and with which settings."""
+    return {
+        "samples": len(task_keys),
+        "tasks": len(set(task_keys)),
         "auc": metrics["auc"],
         "first_pick": metrics["first_pick"],
         "random_pick": metrics["random_pick"],
         "logprob_first_pick": metrics.get("logprob_first_pick"),
         "heldout_samples": int(len(held_rows)),
-        "heldout_tasks": len(heldout_tasks),
+        "heldout_tasks": len({task_keys[i] for i in held_rows}),
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "train_tasks": sorted({task_keys[i] for i in train_rows}),
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
     }
-    lens = Lens(field, model_fingerprint=model_fingerprint, calibration=calibration, metadata=metadata)
-    return TrainResult(lens=lens, metrics=metrics, heldout_tasks=heldout_tasks)
 
 
 def _finite_or_none(value: float) -> float | None:

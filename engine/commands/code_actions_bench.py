@@ -71,11 +71,24 @@ def parse_times(source: str, repeats: int) -> list[float]:
 
 
 async def round_trips(documents: dict[str, str], requests: int) -> dict[str, dict[str, list[float]]]:
+    folder = Path(tempfile.mkdtemp(prefix="atlas-bench-actions-"))
+    client = await _start_server(folder)
+    results: dict[str, dict[str, list[float]]] = {}
+    for name, source in documents.items():
+        params = await _open_stub(client, folder / f"{name}.py", source)
+        results[name] = await _time_requests(client, params, source, requests)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return results
+
+
+async def _start_server(folder: Path):
+    """A real server over stdio, initialised on `folder`, with no model loaded and no test watching."""
     from lsprotocol import types
     from pygls.lsp.client import LanguageClient
 
     client = LanguageClient("atlas-bench", "1")
-    folder = Path(tempfile.mkdtemp(prefix="atlas-bench-actions-"))
     await client.start_io(sys.executable, "-m", "atlas_ls")
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
@@ -83,36 +96,43 @@ async def round_trips(documents: dict[str, str], requests: int) -> dict[str, dic
                 code_action_kind=types.ClientCodeActionKindOptions(value_set=["refactor.rewrite"]))))),
         root_uri=folder.as_uri(), initialization_options={"preloadModel": False, "watchTests": False}))
     client.initialized(types.InitializedParams())
-    results: dict[str, dict[str, list[float]]] = {}
-    for name, source in documents.items():
-        path = folder / f"{name}.py"
-        path.write_text(source)
-        uri, line = path.as_uri(), stub_line(source)
-        client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-            uri=uri, language_id="python", version=1, text=source)))
-        params = types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(start=types.Position(line=line, character=4), end=types.Position(line=line, character=4)),
-            context=types.CodeActionContext(diagnostics=[]))
-        answer = await client.text_document_code_action_async(params)
-        if not answer:
-            raise SystemExit(f"atlas-ls --bench code-actions: no action offered on the stub of {name}")
-        uncached, cached = [], []
-        for version in range(2, requests + 2):
-            client.text_document_did_change(types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[types.TextDocumentContentChangeWholeDocument(text=source + "\n" * (version % 2))]))
-            started = time.perf_counter()
-            await client.text_document_code_action_async(params)
-            uncached.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            await client.text_document_code_action_async(params)
-            cached.append(time.perf_counter() - started)
-        results[name] = {"new version": uncached, "same version": cached}
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
-    return results
+    return client
+
+
+async def _open_stub(client, path: Path, source: str):
+    """Open `source` at `path`; the code-action request on its stub line, after checking one action is offered."""
+    from lsprotocol import types
+
+    path.write_text(source)
+    uri, line = path.as_uri(), stub_line(source)
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=source)))
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=types.Range(start=types.Position(line=line, character=4), end=types.Position(line=line, character=4)),
+        context=types.CodeActionContext(diagnostics=[]))
+    if not await client.text_document_code_action_async(params):
+        raise SystemExit(f"atlas-ls --bench code-actions: no action offered on the stub of {path.stem}")
+    return params
+
+
+async def _time_requests(client, params, source: str, requests: int) -> dict[str, list[float]]:
+    """Seconds per request: after each edit (a new document version) and again on the same version."""
+    from lsprotocol import types
+
+    uri = params.text_document.uri
+    uncached, cached = [], []
+    for version in range(2, requests + 2):
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=source + "\n" * (version % 2))]))
+        started = time.perf_counter()
+        await client.text_document_code_action_async(params)
+        uncached.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await client.text_document_code_action_async(params)
+        cached.append(time.perf_counter() - started)
+    return {"new version": uncached, "same version": cached}
 
 
 def bench_main(argv: list[str]) -> int:

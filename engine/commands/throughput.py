@@ -66,42 +66,56 @@ def best_of_rounds(jobs: dict, repeat: int) -> dict:
     return best
 
 
+class _Jobs:
+    """The timed jobs on one prompt; each returns (tokens, result)."""
+
+    def __init__(self, runtime, llm, max_tokens: int):
+        from engine.runtime import Sampling
+
+        self.runtime, self.llm, self.max_tokens = runtime, llm, max_tokens
+        self.prompt = runtime.format_chat([{"role": "user", "content": PROMPT}])
+        self.samplings = [Sampling(seed=seed) for seed in range(8)]
+
+    def generate(self, k: int, embed: bool = False):
+        gens = self.runtime.generate(self.prompt, self.samplings[:k], max_tokens=self.max_tokens, embed=embed)
+        return sum(len(g.token_ids) for g in gens), gens
+
+    def greedy(self, rt):
+        from engine.runtime import Sampling
+
+        gens = rt.generate(self.prompt, [Sampling(temperature=0)], max_tokens=self.max_tokens, embed=False)
+        return len(gens[0].token_ids), gens
+
+    def reread(self, texts: list[str]):
+        return sum(len(self.runtime.tokenize(t)) for t in texts), self.runtime.embed(self.prompt, texts)
+
+    def sequential(self):
+        """Five candidates one after another through the high-level API: no shared prompt, no batching."""
+        tokens = 0
+        for s in self.samplings[:5]:
+            out = self.llm.create_completion(self.prompt, max_tokens=self.max_tokens, temperature=s.temperature,
+                                             top_p=s.top_p, top_k=s.top_k, min_p=s.min_p, seed=s.seed)
+            tokens += out["usage"]["completion_tokens"]
+        return tokens, None
+
+
 def measure(model: str, draft_model: str | None, *, max_tokens: int, n_threads: int, repeat: int) -> dict:
     from engine.models import resolve_model
-    from engine.runtime import Runtime, Sampling
+    from engine.runtime import Runtime
 
     path = resolve_model(model)
     runtime = Runtime.load(path, n_ctx=4096, n_threads=n_threads)
     llm = _high_level(path, runtime.n_threads)
-    prompt = runtime.format_chat([{"role": "user", "content": PROMPT}])
-    samplings = [Sampling(seed=seed) for seed in range(8)]
-
-    def generate(k: int, embed: bool = False):
-        gens = runtime.generate(prompt, samplings[:k], max_tokens=max_tokens, embed=embed)
-        return sum(len(g.token_ids) for g in gens), gens
-
-    def greedy(rt: Runtime):
-        gens = rt.generate(prompt, [Sampling(temperature=0)], max_tokens=max_tokens, embed=False)
-        return len(gens[0].token_ids), gens
-
-    def sequential():
-        tokens = 0
-        for s in samplings[:5]:
-            out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p,
-                                        top_k=s.top_k, min_p=s.min_p, seed=s.seed)
-            tokens += out["usage"]["completion_tokens"]
-        return tokens, None
-
+    run = _Jobs(runtime, llm, max_tokens)
     load_before = os.getloadavg()
-    texts = [g.text for g in generate(5)[1]]  # warm-up (weights paged in, prompt cached) and the reread texts
-    llm.create_completion(prompt, max_tokens=4)
-    jobs = {"single": lambda: generate(1), "5": lambda: generate(5), "8": lambda: generate(8),
-            "5+embed": lambda: generate(5, embed=True),
-            "reread": lambda: (sum(len(runtime.tokenize(t)) for t in texts), runtime.embed(prompt, texts)),
-            "sequential": sequential}
+    texts = [g.text for g in run.generate(5)[1]]  # warm-up (weights paged in, prompt cached) and the reread texts
+    llm.create_completion(run.prompt, max_tokens=4)
+    jobs = {"single": lambda: run.generate(1), "5": lambda: run.generate(5), "8": lambda: run.generate(8),
+            "5+embed": lambda: run.generate(5, embed=True), "reread": lambda: run.reread(texts),
+            "sequential": run.sequential}
     spec = Runtime.load(path, n_ctx=4096, n_threads=n_threads, draft_model=draft_model) if draft_model else None
     if spec is not None:
-        jobs.update({"greedy": lambda: greedy(runtime), "speculative": lambda: greedy(spec)})
+        jobs.update({"greedy": lambda: run.greedy(runtime), "speculative": lambda: run.greedy(spec)})
     try:
         best = best_of_rounds(jobs, repeat)
     finally:
