@@ -24,16 +24,14 @@ class RunFolder:
         self.path = Path(path)
         self.results_path = self.path / RESULTS
         self.dropped_partial = False
+        self.damaged_lines: list[int] = []  # line numbers of results.jsonl that are not a record: those tasks rerun
 
     def start(self, config: dict[str, Any]) -> None:
         """Create the folder, or check that it holds the same run; remember the options."""
         self.path.mkdir(parents=True, exist_ok=True)
         run_file = self.path / RUN
         if run_file.is_file():
-            try:
-                previous = json.loads(run_file.read_text())
-            except json.JSONDecodeError:
-                previous = {}
+            previous = self._previous_options(run_file)
             different = [f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now" for key in IDENTITY
                          if key in previous and previous.get(key) != config.get(key)]
             if different:
@@ -41,6 +39,20 @@ class RunFolder:
                                   "resume with the same options or choose another --out")
         _write_atomic(run_file, json.dumps(config, indent=2) + "\n")
         self._drop_partial_line()
+
+    def _previous_options(self, run_file: Path) -> dict[str, Any]:
+        """The options of the run already here. Unreadable ones are only forgotten when no result depends on them:
+        otherwise resuming could mix two experiments in one file, so the folder is refused and left as it is."""
+        try:
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+            if not isinstance(previous, dict):
+                raise ValueError("not a JSON object")
+            return previous
+        except (ValueError, UnicodeDecodeError) as exc:
+            if self.results_path.is_file() and self.results_path.stat().st_size:
+                raise RunMismatch(f"{run_file} is unreadable ({exc}), so the options of the results beside it are "
+                                  "unknown; repair or remove it, or choose another --out") from None
+            return {}
 
     def _drop_partial_line(self) -> None:
         """A kill during a write leaves a last line without its newline: that task was in flight; forget it."""
@@ -55,14 +67,18 @@ class RunFolder:
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.results_path.is_file():
             return
-        with open(self.results_path, encoding="utf-8") as fh:
-            for line in fh:
+        damaged = []
+        with open(self.results_path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a damaged line is a task to redo, not a reason to stop
+                except ValueError:  # bad JSON or bad UTF-8
+                    record = None  # a damaged line is a task to redo, not a reason to stop; the line stays
                 if isinstance(record, dict) and "id" in record:
                     yield record
+                elif line.strip():
+                    damaged.append(number)
+        self.damaged_lines = damaged
 
     def finished(self) -> dict[str, dict[str, Any]]:
         return {record["id"]: record for record in self.records()}

@@ -381,6 +381,10 @@ def _resumed(folder: RunFolder, items: list[BenchItem], stream: TextIO) -> dict[
     done = {k: v for k, v in folder.finished().items() if k in wanted}
     if folder.dropped_partial:
         stream.write("results.jsonl ended in a partial line (a task in flight when the run stopped): dropped\n")
+    if folder.damaged_lines:
+        lines = ", ".join(map(str, folder.damaged_lines[:10])) + (" ..." if len(folder.damaged_lines) > 10 else "")
+        stream.write(f"results.jsonl: {len(folder.damaged_lines)} damaged line(s) skipped (line {lines}), left in "
+                     "the file; their tasks run again\n")
     return done
 
 

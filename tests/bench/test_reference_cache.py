@@ -59,3 +59,17 @@ def test_a_changed_data_file_or_version_gets_a_fresh_cache(source):
     changed = ReferenceCache("demo", source, 1)
     assert changed.folder != first.folder
     assert changed.get("program A", lambda: "new data") == "new data"
+
+
+def test_the_reference_check_runs_in_the_sandbox_and_singles_out_wrong_examples():
+    """Which prompt examples HumanEval's own solution satisfies, run for real: all at once when it passes them all;
+    when it does not, one by one, so only the wrong example is dropped."""
+    from bench.datasets.examples import Example
+    from bench.datasets.humaneval import sandbox_checker
+
+    program = "def double(x):\n    return 2 * x\n"
+    right = [Example("double(2)", "4", "doctest", "double"), Example("double(-1)", "-2", "prose", "double")]
+    wrong = Example("double(3)", "7", "prose", "double")  # a typo in a docstring, say
+    assert sandbox_checker(program, "double", right) == [True, True]
+    assert sandbox_checker(program, "double", [right[0], wrong, right[1]]) == [True, False, True]
+    assert sandbox_checker("def double(x):\n    raise SystemExit(3)\n", "double", right) == [False, False]

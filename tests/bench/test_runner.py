@@ -1,6 +1,7 @@
 """The run folder: results appended per task, resume after an interruption, summary and report from the results.
 The engine here is a scripted stand-in (the real one is exercised in test_real_run.py)."""
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -205,3 +206,40 @@ def test_choice_rows_follow_the_lens_ranking_with_its_energies_and_confidences()
     assert [r["greedy"] for r in rows] == [True, False, False] and rows[0]["reply_tail"] == "so the answer is A"
     unranked = runner._choice_rows(replies, None, None, ["A", "B", "C"], grades)
     assert [r["rank"] for r in unranked] == [1, 2, 3] and all(r["energy"] is None for r in unranked)
+
+
+def test_damaged_lines_inside_the_results_are_named_kept_and_their_tasks_redone(dataset, tmp_path):
+    out = tmp_path / "run"
+    runner.run(dataset, config(limit=3), out, engine=ScriptedEngine(config(), out / "state"),
+               stream=open("/dev/null", "w"))
+    lines = (out / "results.jsonl").read_bytes().splitlines(keepends=True)
+    lines[0] = b'{"id": "cut in the mid\n'  # bad JSON
+    lines[1] = b'{"id": "\xff\xfe"}\n'  # bad UTF-8
+    (out / "results.jsonl").write_bytes(b"".join(lines))
+    again, said = ScriptedEngine(config(limit=3), out / "state"), io.StringIO()
+    summary = runner.run(dataset, config(limit=3), out, engine=again, stream=said)
+    assert again.solved == [dataset.items[0].id, dataset.items[1].id]
+    assert "2 damaged line(s) skipped (line 1, 2)" in said.getvalue()
+    assert summary["tasks"] == 3
+    assert (out / "results.jsonl").read_bytes().startswith(lines[0] + lines[1])  # nothing deleted
+
+
+def test_an_unreadable_run_file_beside_results_is_refused_and_kept(dataset, tmp_path):
+    out = tmp_path / "run"
+    runner.run(dataset, config(limit=1), out, engine=ScriptedEngine(config(), out / "state"),
+               stream=open("/dev/null", "w"))
+    (out / "run.json").write_text("{not json")
+    results = (out / "results.jsonl").read_text()
+    with pytest.raises(RunMismatch, match=r"run\.json is unreadable .*repair or remove it"):
+        runner.run(dataset, config(limit=1), out, engine=ScriptedEngine(config(), out / "state"),
+                   stream=open("/dev/null", "w"))
+    assert (out / "run.json").read_text() == "{not json" and (out / "results.jsonl").read_text() == results
+
+
+def test_an_unreadable_run_file_without_results_is_replaced(dataset, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("[1, 2]")  # JSON, but not the object a run file holds
+    summary = runner.run(dataset, config(limit=1), out, engine=ScriptedEngine(config(), out / "state"),
+                         stream=open("/dev/null", "w"))
+    assert summary["tasks"] == 1 and json.loads((out / "run.json").read_text())["mode"] == "atlas"
