@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from engine import config
 from engine.config import ConfigLayer
 
@@ -66,3 +68,52 @@ def test_schema_lists_every_setting_with_ranges():
     assert schema["atlas.n_ctx"]["minimum"] == 512
     assert schema["atlas.log_level"]["enum"] == ["error", "warning", "info", "debug"]
     assert set(schema) == {f"atlas.{name}" for name in config.Settings.__dataclass_fields__}
+
+
+BAD_VALUES = [  # (layer source, key, raw value, what the message must say is accepted)
+    ("pyproject", "lens_enabled", "yes", "true or false"),  # TOML has real booleans: text is not one
+    ("environment (ATLAS_*)", "lens_enabled", "maybe", "true or false"),
+    ("pyproject", "n_threads", True, "an integer from 0 to 512"),  # a bool is not a number here
+    ("pyproject", "n_threads", 2.5, "an integer from 0 to 512"),
+    ("environment (ATLAS_*)", "n_threads", "two", "an integer from 0 to 512"),
+    ("pyproject", "top_p", "0.9", "a number from 0.01 to 1.0"),
+    ("pyproject", "top_p", False, "a number from 0.01 to 1.0"),
+    ("pyproject", "tier_k", [1, 5], "a list of 3 numbers"),
+    ("pyproject", "tier_k", [1, "5", 20], "a list of 3 numbers"),
+    ("environment (ATLAS_*)", "tier_k", "[1, 5", "a list of 3 numbers"),
+    ("pyproject", "model", 5, "a string"),
+    ("pyproject", "seed", None, "an integer from 0 to 2147483647"),
+]
+
+
+@pytest.mark.parametrize("source,key,value,accepted", BAD_VALUES, ids=[f"{k}={v!r}" for _, k, v, _ in BAD_VALUES])
+def test_a_value_of_the_wrong_kind_is_named_and_the_default_kept(source, key, value, accepted):
+    settings, problems = config.resolve([ConfigLayer(source, {key: value})])
+    assert getattr(settings, key) == getattr(config.Settings(), key)
+    assert len(problems) == 1
+    assert f"'{key}'" in problems[0] and source in problems[0] and f"expected {accepted}" in problems[0]
+
+
+GOOD_TEXT = [("lens_enabled", "off", False), ("lens_enabled", " Yes ", True), ("n_threads", " 3 ", 3),
+             ("top_p", "0.9", 0.9), ("tier_k", "[2, 6, 12]", (2, 6, 12)), ("draft_model", "null", None)]
+
+
+@pytest.mark.parametrize("key,text,value", GOOD_TEXT, ids=[f"{k}={t!r}" for k, t, _ in GOOD_TEXT])
+def test_environment_text_is_read_as_each_setting_s_type(key, text, value):
+    settings, problems = config.resolve([config.environment_layer({f"ATLAS_{key.upper()}": text})])
+    assert problems == [] and getattr(settings, key) == value
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer():
+    settings, problems = config.resolve([ConfigLayer("pyproject", {"n_threads": 2.0})])
+    assert problems == [] and settings.n_threads == 2 and isinstance(settings.n_threads, int)
+
+
+def test_tool_atlas_that_is_not_a_table_and_an_unreadable_user_file_are_named(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text("[tool]\natlas = 5\n")
+    user = tmp_path / "user.toml"
+    user.write_text("seed = \n")
+    settings, problems = config.load(tmp_path, user_file=user, environ={})
+    assert settings == config.Settings()
+    assert any("[tool.atlas]" in p and "not a table" in p for p in problems)
+    assert any(str(user) in p and "is ignored" in p for p in problems)

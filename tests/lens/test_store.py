@@ -1,3 +1,5 @@
+import sqlite3
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,38 @@ def test_labelled_set_files_round_trip_and_bad_ones_are_named(tmp_path):
     np.savez(tmp_path / "odd.npz", X=X, y=np.array([1, 0, 1, 0]))
     with pytest.raises(ValueError, match="lacks task_keys"):
         read_labelled_set(tmp_path / "odd.npz")
+
+
+def test_a_batch_that_fails_halfway_stores_none_of_its_rows(tmp_path):
+    conn = open_database(tmp_path / "atlas.sqlite3")
+    store = SampleStore(conn)
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON lens_samples WHEN NEW.candidate_hash = 'bad' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")  # a write failure SQLite itself raises
+    rows = [("good-1", vector(1), True), ("bad", vector(2), False), ("good-2", vector(3), False)]
+    with pytest.raises(sqlite3.DatabaseError, match="refused by the test"):
+        store.add_many("m", "t", rows, "bench")
+    assert not conn.in_transaction and store.counts("m")["passed"] == store.counts("m")["failed"] == 0
+    conn.execute("DROP TRIGGER refuse")
+    assert store.add_many("m", "t", rows, "bench") == 3  # the connection is usable and the batch goes in whole
+
+
+def test_labelled_set_files_that_cannot_be_used_are_named(tmp_path):
+    from lens.store import read_labelled_set, write_labelled_set
+
+    X = np.stack([vector(i) for i in range(4)])
+    labels, keys = [True, False, True, False], ["a", "a", "b", "b"]
+    write_labelled_set(tmp_path / "mean-only.npz", X, labels, keys)
+    with pytest.raises(ValueError, match="features must be one of mean, last, both"):
+        read_labelled_set(tmp_path / "mean-only.npz", features="max")
+    with pytest.raises(ValueError, match="lacks X_last"):
+        read_labelled_set(tmp_path / "mean-only.npz", features="last")
+    (tmp_path / "text.npz").write_text("a text file named .npz")
+    with pytest.raises(ValueError, match="text.npz is not a labelled set"):
+        read_labelled_set(tmp_path / "text.npz")
+    bad = X.copy()
+    bad[1, 3] = np.nan
+    np.savez(tmp_path / "nan.npz", X=bad, y=np.array(labels), task_keys=np.array(keys))
+    with pytest.raises(ValueError, match="not finite"):
+        read_labelled_set(tmp_path / "nan.npz")
+    write_labelled_set(tmp_path / "both.npz", X, labels, keys, X_last=X[:, ::-1])
+    assert read_labelled_set(tmp_path / "both.npz", features="both")[0].shape == (4, 2 * X.shape[1])
