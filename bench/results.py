@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
@@ -64,24 +64,21 @@ class RunFolder:
             self.results_path.write_bytes(keep)
             self.dropped_partial = True
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def finished(self) -> dict[str, dict[str, Any]]:
+        """The finished tasks' records by id. A line that is not a record (bad JSON or bad UTF-8) is a task to redo,
+        not a reason to stop: it stays in the file and its number goes into `damaged_lines`."""
+        done: dict[str, dict[str, Any]] = {}
+        self.damaged_lines = []
         if not self.results_path.is_file():
-            return
-        damaged = []
+            return done
         with open(self.results_path, "rb") as fh:
             for number, line in enumerate(fh, start=1):
-                try:
-                    record = json.loads(line)
-                except ValueError:  # bad JSON or bad UTF-8
-                    record = None  # a damaged line is a task to redo, not a reason to stop; the line stays
-                if isinstance(record, dict) and "id" in record:
-                    yield record
+                record = _record(line)
+                if record is not None:
+                    done[record["id"]] = record
                 elif line.strip():
-                    damaged.append(number)
-        self.damaged_lines = damaged
-
-    def finished(self) -> dict[str, dict[str, Any]]:
-        return {record["id"]: record for record in self.records()}
+                    self.damaged_lines.append(number)
+        return done
 
     def append(self, record: dict[str, Any]) -> None:
         """One finished task, on disk before the next one starts."""
@@ -95,6 +92,14 @@ class RunFolder:
         path = self.path / name
         _write_atomic(path, text)
         return path
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # bad JSON or bad UTF-8
+        return None
+    return record if isinstance(record, dict) and "id" in record else None
 
 
 def _jsonable(value: Any) -> Any:
