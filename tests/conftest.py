@@ -3,11 +3,14 @@ cache (assembling 0.5 GB once per machine is what a user pays too)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 _STATE = Path(tempfile.mkdtemp(prefix="atlas-test-state-"))
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)  # each run's throwaway state goes with it
 os.environ["ATLAS_DATA_DIR"] = str(_STATE / "data")
 os.environ["ATLAS_CONFIG_DIR"] = str(_STATE / "config")
 for _name in list(os.environ):

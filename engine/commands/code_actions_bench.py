@@ -71,15 +71,16 @@ def parse_times(source: str, repeats: int) -> list[float]:
 
 
 async def round_trips(documents: dict[str, str], requests: int) -> dict[str, dict[str, list[float]]]:
-    folder = Path(tempfile.mkdtemp(prefix="atlas-bench-actions-"))
-    client = await _start_server(folder)
-    results: dict[str, dict[str, list[float]]] = {}
-    for name, source in documents.items():
-        params = await _open_stub(client, folder / f"{name}.py", source)
-        results[name] = await _time_requests(client, params, source, requests)
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
+    with tempfile.TemporaryDirectory(prefix="atlas-bench-actions-") as workspace:
+        folder = Path(workspace)
+        client = await _start_server(folder)
+        results: dict[str, dict[str, list[float]]] = {}
+        for name, source in documents.items():
+            params = await _open_stub(client, folder / f"{name}.py", source)
+            results[name] = await _time_requests(client, params, source, requests)
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
     return results
 
 
