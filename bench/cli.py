@@ -75,7 +75,8 @@ def _headline(summary: dict) -> str:
         f"{summary['graded_on']}",
         f"  pass@1 {pct('pass_at_1')}   pass@k {pct('pass_at_k')} (mean k {num('k_mean')})",
         f"  first pick {pct('first_pick_accuracy')} on {summary.get('mixed_tasks', 0)} mixed tasks (random "
-        f"{pct('random_pick_expectation')}, log-probability {pct('logprob_first_pick_accuracy')}, Lens "
+        f"{pct('random_pick_expectation')}, log-probability {pct('logprob_first_pick_accuracy')} (kept lines "
+        f"{pct('body_logprob_first_pick_accuracy')}), Lens "
         f"{pct('lens_first_pick_accuracy')})   AUC {num('auc', '{:.3f}')}   energy gap {num('energy_gap', '{:.3f}')}",
         f"  {num('tasks_per_hour')} tasks/hour ({num('tasks_per_hour_median')} at the median task), "
         f"{num('tokens_per_s')} generated tokens/s   tiers "

@@ -40,6 +40,7 @@ def selection(records: Sequence[dict]) -> dict[str, Any]:
     """Selection metrics on mixed tasks (at least one candidate passing the hidden tests and one failing)."""
     pipeline = _groups(records, lambda c: -float(c["rank"]))
     by_logprob = _groups(records, lambda c: c.get("mean_logprob"))
+    by_body_logprob = _groups(records, lambda c: c.get("body_logprob"))
     by_energy = _groups(records, lambda c: None if c.get("energy") is None else -float(c["energy"]))
     energies = [(c["energy"], bool(c["hidden"])) for r in records for c in r.get("candidates") or []
                 if c.get("energy") is not None]
@@ -50,6 +51,9 @@ def selection(records: Sequence[dict]) -> dict[str, Any]:
         "first_pick_accuracy": _finite(sm.first_pick_accuracy(pipeline)),
         "random_pick_expectation": _finite(sm.random_pick_expectation(pipeline)),
         "logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_logprob)),
+        # the same mean over the kept lines only; tasks where a candidate has none are left out of it
+        "body_logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_body_logprob)),
+        "body_logprob_mixed_tasks": sum(sm.is_mixed(labels) for _, labels in by_body_logprob),
         "lens_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_energy)),
         "lens_mixed_tasks": sum(sm.is_mixed(labels) for _, labels in by_energy),
         "auc": _finite(sm.auc(-e_values, e_labels)) if len(e_values) else None,
@@ -154,8 +158,9 @@ def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any]
         "k_mean": float(np.mean([len(r.get("candidates") or []) for r in records])) if records else None,
         "verified_rate": _rate(bool(r.get("verified")) for r in records),
         **{key: chosen[key] for key in ("first_pick_accuracy", "random_pick_expectation",
-                                        "logprob_first_pick_accuracy", "lens_first_pick_accuracy", "auc",
-                                        "energy_gap", "mixed_tasks", "lens_mixed_tasks")},
+                                        "logprob_first_pick_accuracy", "body_logprob_first_pick_accuracy",
+                                        "lens_first_pick_accuracy", "auc", "energy_gap", "mixed_tasks",
+                                        "lens_mixed_tasks", "body_logprob_mixed_tasks")},
         "energy_quartiles": chosen["energy_quartiles"],
         "tasks_per_hour": speed["tasks_per_hour"],
         "tasks_per_hour_with_grading": speed["tasks_per_hour_with_grading"],

@@ -13,14 +13,16 @@ HEADLINE = (
     ("tasks", "tasks"), ("graded on", "graded_on"), ("pass@1", "pass_at_1"), ("pass@k", "pass_at_k"),
     ("mean k", "k_mean"), ("first-pick accuracy (mixed tasks)", "first_pick_accuracy"),
     ("random-pick expectation", "random_pick_expectation"),
-    ("log-probability first pick", "logprob_first_pick_accuracy"), ("Lens first pick", "lens_first_pick_accuracy"),
+    ("log-probability first pick", "logprob_first_pick_accuracy"),
+    ("log-probability first pick, kept lines only", "body_logprob_first_pick_accuracy"),
+    ("Lens first pick", "lens_first_pick_accuracy"),
     ("mixed tasks", "mixed_tasks"), ("AUC (energy)", "auc"), ("energy gap (fail - pass)", "energy_gap"),
     ("tasks/hour (solve)", "tasks_per_hour"), ("tasks/hour (with grading)", "tasks_per_hour_with_grading"),
     ("tasks/hour (at the median task)", "tasks_per_hour_median"),
     ("generated tokens/s", "tokens_per_s"),
 )
 PERCENT = {"pass_at_1", "pass_at_k", "first_pick_accuracy", "random_pick_expectation", "logprob_first_pick_accuracy",
-           "lens_first_pick_accuracy", "pass_rate"}
+           "body_logprob_first_pick_accuracy", "lens_first_pick_accuracy", "pass_rate"}
 
 
 def _cell(key: str, value: Any) -> str:

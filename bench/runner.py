@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import math
 import os
 import threading
 import time
@@ -165,10 +166,15 @@ class Engine:
 
 # --- one task -----------------------------------------------------------------------------------------------------
 
+def _finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: an unknown score is null."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def _candidate_row(c, grade: Grade, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     row = {"rank": c.rank, "energy": c.energy, "confidence": c.confidence,
-           "mean_logprob": None if c.mean_logprob is None or c.mean_logprob != c.mean_logprob
-           or abs(c.mean_logprob) == float("inf") else float(c.mean_logprob),
+           "mean_logprob": _finite_or_none(c.mean_logprob),
+           "body_logprob": _finite_or_none(c.body_logprob),
            "greedy": bool(c.greedy), "tokens": int(c.tokens), "public": c.passed,
            "hidden": bool(grade.passed), "detail": grade.detail[:300]}
     row.update(extra or {})
@@ -314,6 +320,7 @@ class _ChoiceCandidate:
     greedy: bool
     tokens: int
     passed: bool | None = None  # no public tests for a choice
+    body_logprob: float | None = None  # a letter has no code lines to score apart
 
 
 def _public_text(item: BenchItem) -> str:

@@ -80,6 +80,7 @@ class _Candidate:
     tokens: int
     embedding: np.ndarray | None
     last_hidden: np.ndarray | None = None
+    body_logprob: float | None = None  # over the kept lines only (CandidateReport.body_logprob)
     energy: float | None = None
     confidence: float | None = None
     rank: int = 0
@@ -541,10 +542,12 @@ class Solver:
             generations = self._call(job, run.cancel)
         run.check()
         for g in generations:
+            code = prompts.extract(g.text, task)
             attempt.candidates.append(_Candidate(
-                code=prompts.extract(g.text, task), text=g.text, tier=plan.tier, greedy=g.greedy,
+                code=code, text=g.text, tier=plan.tier, greedy=g.greedy,
                 mean_logprob=float(g.mean_logprob), tokens=len(g.token_ids),
-                embedding=_floats(g.embedding), last_hidden=_floats(g.last_hidden)))
+                embedding=_floats(g.embedding), last_hidden=_floats(g.last_hidden),
+                body_logprob=g.mean_logprob_within(prompts.kept_reply_spans(g.text, code))))
         run.emit("generating", k, k, f"{k} generated", 1.0)
 
     def _seed(self, task: Task, index: int) -> int:
@@ -773,7 +776,7 @@ def failure_report(verdict: Verdict) -> str:
 def _report(c: _Candidate) -> CandidateReport:
     return CandidateReport(code=c.code, energy=c.energy, confidence=c.confidence, mean_logprob=c.mean_logprob,
                            rank=c.rank, verdict=c.verdict, greedy=c.greedy, tokens=c.tokens,
-                           embedding=c.embedding, last_hidden=c.last_hidden)
+                           body_logprob=c.body_logprob, embedding=c.embedding, last_hidden=c.last_hidden)
 
 
 def _note(run: _Run, verified: bool, cancelled: bool) -> str:

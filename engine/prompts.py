@@ -14,6 +14,7 @@ budget is trimmed back to its last complete statement.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 import textwrap
 from typing import Sequence
@@ -137,6 +138,24 @@ def extract(reply: str, task: Task) -> str:
     if task.kind == "program":
         return code
     return _function_code(code, task)
+
+
+def kept_reply_spans(reply: str, code: str) -> list[tuple[int, int]]:
+    """Byte ranges ([start, end) of the reply's UTF-8 text) of the lines that extraction kept in `code`: what the
+    model wrote as its solution, without the closing fence, prose or the demonstrations extraction dropped. Lines are
+    matched in order, ignoring indentation (a body-only reply is indented under the task's header) and blank lines."""
+    lines = reply.splitlines(keepends=True)
+    wanted = [line.strip() for line in code.splitlines()]
+    written = [line.strip() or None for line in lines]  # None matches nothing: blank lines are not kept
+    matcher = difflib.SequenceMatcher(None, written, wanted, autojunk=False)
+    kept = {i for block in matcher.get_matching_blocks() for i in range(block.a, block.a + block.size)}
+    spans, offset = [], 0
+    for i, line in enumerate(lines):
+        size = len(line.encode("utf-8"))
+        if i in kept:
+            spans.append((offset, offset + size))
+        offset += size
+    return spans
 
 
 def extract_choice(reply: str) -> str:

@@ -68,10 +68,18 @@ class Generation:
     sampling: Sampling
     embedding: np.ndarray | None = None  # (n_embd,) float32: mean final hidden state over the content tokens
     last_hidden: np.ndarray | None = None  # (n_embd,) float32: the state at the last content token
+    token_starts: list[int] = field(default_factory=list)  # byte offset in the UTF-8 text where each token begins
 
     @property
     def mean_logprob(self) -> float:
         return float(np.mean(self.logprobs)) if self.logprobs else float("-inf")
+
+    def mean_logprob_within(self, spans: Sequence[tuple[int, int]]) -> float | None:
+        """Mean log-probability of the tokens that begin inside the byte ranges `spans` ([start, end) of the
+        UTF-8 text); None when no token does, or the offsets were not recorded. Tokens after the text (a stop
+        string, the end-of-generation token) begin at or past its end, so no span of it holds them."""
+        picked = [lp for lp, at in zip(self.logprobs, self.token_starts) if any(a <= at < b for a, b in spans)]
+        return float(np.mean(picked)) if picked else None
 
     @property
     def greedy(self) -> bool:
@@ -344,6 +352,7 @@ class _Sequence:
             L.llama_sampler_chain_add(self.chain, stage)
         self.tokens: list[int] = []
         self.logprobs: list[float] = []
+        self.starts: list[int] = []  # byte offset of each token's piece in `text`
         self.text = bytearray()
         self.cut: int | None = None  # where a stop string begins
         self.finish: str | None = None
@@ -358,6 +367,7 @@ class _Sequence:
     def accept(self, ctx: _Context, token: int, logprob: float, stop: list[bytes], budget: int) -> None:
         self.tokens.append(token)
         self.logprobs.append(logprob)
+        self.starts.append(len(self.text))
         if ctx.is_eog(token):
             self.finish = "eog"
             return
@@ -392,7 +402,7 @@ class _Sequence:
                 embedding, last = np.zeros(n_embd, np.float32), np.zeros(n_embd, np.float32)
         return Generation(text=text, token_ids=list(self.tokens), logprobs=list(self.logprobs),
                           finish_reason=self.finish or "cancelled", sampling=self.sampling, embedding=embedding,
-                          last_hidden=last)
+                          last_hidden=last, token_starts=list(self.starts))
 
     def free(self) -> None:
         if self.chain:

@@ -62,6 +62,9 @@ class CandidateReport:
     verdict: Verdict | None = None  # None when the sandbox never ran it (early exit, no tests)
     greedy: bool = False
     tokens: int = 0
+    # Mean log-probability of the reply's lines that extraction kept (no fence, no dropped demonstrations); None
+    # when no token lies in them. Measured beside mean_logprob as a ranking signal; it ranks nothing yet.
+    body_logprob: float | None = None
     # The model's own reading of this candidate (mean final hidden state, n_embd floats); the bench stores it with
     # the hidden-test label so the Lens can be measured on real labels. Never shown to a client.
     embedding: Any = field(default=None, repr=False, compare=False)

@@ -59,6 +59,9 @@ def test_real_run_writes_every_output(finished_run):
     X_last = read_labelled_set(out / "lens_set.npz", features="last")[0]
     assert X_last.shape == X.shape and not np.allclose(X_last, X)  # the last token's state, not the mean again
     assert all(c["code"].strip() for r in records for c in r["candidates"])  # every candidate's code is kept
+    # each candidate's kept lines were scored apart from its whole reply, at most as likely as its likeliest token
+    assert all(c["body_logprob"] is not None and c["body_logprob"] <= 0 for r in records for c in r["candidates"])
+    assert "body_logprob_first_pick_accuracy" in summary
     assert list(y) == [c["hidden"] for r in records for c in r["candidates"]]
     assert set(keys) == {r["task_key"] for r in records}
     html = (out / "report.html").read_text()

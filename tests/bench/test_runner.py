@@ -166,6 +166,24 @@ def test_agreement_summary_counts_changed_choices_that_gained_or_lost():
     assert agreement(records) == {"tasks_compared": 3, "changed": 2, "gained": 1, "lost": 1}
 
 
+def test_selection_reports_the_kept_lines_log_probability_beside_the_whole_replys():
+    from bench.metrics import selection
+
+    def candidate(rank, hidden, mean, body):
+        return {"rank": rank, "hidden": hidden, "mean_logprob": mean, "body_logprob": body}
+
+    records = [
+        # the whole reply's mean picks the failing candidate (its demonstration is easy text), the body's the passing
+        {"candidates": [candidate(1, False, -0.1, -0.5), candidate(2, True, -0.2, -0.3)]},
+        {"candidates": [candidate(1, True, -0.1, -0.2), candidate(2, False, -0.3, -0.4)]},  # both pick the pass
+        {"candidates": [candidate(1, True, -0.1, None), candidate(2, False, -0.3, -0.4)]},  # no kept line: left out
+        {"candidates": [candidate(1, True, -0.1, -0.1), candidate(2, True, -0.3, -0.4)]},  # not mixed
+    ]
+    chosen = selection(records)
+    assert chosen["mixed_tasks"] == 3 and chosen["logprob_first_pick_accuracy"] == pytest.approx(2 / 3)
+    assert chosen["body_logprob_mixed_tasks"] == 2 and chosen["body_logprob_first_pick_accuracy"] == 1.0
+
+
 def test_doubt_summary_counts_escalations_that_changed_the_committed_code():
     from bench.metrics import doubt
 

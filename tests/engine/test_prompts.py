@@ -114,3 +114,28 @@ def test_option_letters_from_answer_lines_or_the_last_lone_letter():
     assert prompts.extract_choice("Answer: C\n...on reflection, Answer = D") == "D"
     assert prompts.extract_choice("Between A and E, I pick E.") == "E"
     assert prompts.extract_choice("no idea") == ""
+
+
+def _kept_text(reply: str, code: str) -> list[str]:
+    data = reply.encode()
+    return [data[start:end].decode() for start, end in prompts.kept_reply_spans(reply, code)]
+
+
+def test_kept_spans_are_the_body_lines_without_the_demonstration():
+    task = Task(prompt='def add(a, b):\n    """Add."""\n', entry_point="add")
+    reply = "    total = a + b\n\n    return total\n\n# Example usage\nprint(add(1, 2))\nassert add(0, 0) == 0\n"
+    code = prompts.extract(reply, task)
+    assert "print" not in code and "total = a + b" in code  # extraction dropped the demonstration
+    assert _kept_text(reply, code) == ["    total = a + b\n", "    return total\n"]  # the blank line scores nothing
+
+
+def test_kept_spans_are_utf8_byte_offsets():
+    task = Task(prompt='def add(a, b):\n    """Add."""\n', entry_point="add")
+    reply = '    # é: the sum\n    return a + b\n\nprint("résumé", add(1, 2))\n'
+    comment = len("    # é: the sum\n".encode())
+    assert comment == len("    # é: the sum\n") + 1  # "é" is two bytes
+    assert prompts.kept_reply_spans(reply, prompts.extract(reply, task)) == [(0, comment), (comment, comment + 17)]
+
+
+def test_no_kept_spans_when_nothing_was_kept():
+    assert prompts.kept_reply_spans("Sorry, I cannot help with that.", "def f():\n    pass\n") == []

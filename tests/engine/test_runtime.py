@@ -173,6 +173,7 @@ def test_speculative_greedy_equals_plain_greedy(runtime, prompt, default_model_p
         fast = spec.generate(prompt, [GREEDY], max_tokens=32)[0]
         stopped = spec.generate(prompt, [GREEDY], max_tokens=32, stop=["return"])[0]
     assert fast.token_ids == plain.token_ids and fast.text == plain.text
+    assert fast.token_starts == plain.token_starts
     assert fast.finish_reason == plain.finish_reason
     assert max(abs(a - b) for a, b in zip(fast.logprobs, plain.logprobs)) < 0.1
     assert cosine(fast.embedding, plain.embedding) > 0.999
@@ -200,3 +201,27 @@ def test_extra_buffer_types_are_off_exactly_where_the_build_has_amx(monkeypatch)
         monkeypatch.setattr(runtime, "amx_in_build", lambda: with_amx)
         params = runtime.model_params(7)
         assert params.use_extra_bufts is not with_amx and params.n_gpu_layers == 7
+
+
+def test_token_offsets_place_every_token_in_the_text(runtime, prompt):
+    g = runtime.generate(prompt, [GREEDY], max_tokens=40, stop=["return"])[0]
+    pieces = [runtime._ctx.piece(t) for t in g.token_ids]
+    assert len(g.token_starts) == len(g.token_ids) and g.token_starts[0] == 0
+    assert all(b - a == len(p) for a, b, p in zip(g.token_starts, g.token_starts[1:], pieces))  # contiguous
+    text = g.text.encode()
+    first_line = text.index(b"\n") + 1
+    opening = [lp for lp, at in zip(g.logprobs, g.token_starts) if at < first_line]
+    assert 0 < len(opening) < len(g.logprobs)
+    assert g.mean_logprob_within([(0, first_line)]) == pytest.approx(float(np.mean(opening)))
+
+
+def test_mean_logprob_within_counts_the_tokens_that_begin_in_a_span():
+    from engine.runtime import Generation
+
+    g = Generation(text="ab\ncd\n", token_ids=[1, 2, 3, 4], logprobs=[-1.0, -2.0, -3.0, -4.0], finish_reason="eog",
+                   sampling=GREEDY, token_starts=[0, 2, 3, 6])
+    assert g.mean_logprob_within([(3, 6)]) == -3.0  # "cd\n" is the third token only
+    assert g.mean_logprob_within([(0, 3), (3, 6)]) == -2.0  # the end-of-generation token (at 6) is in neither
+    assert g.mean_logprob_within([]) is None
+    assert Generation(text="x", token_ids=[1], logprobs=[-1.0], finish_reason="eog",
+                      sampling=GREEDY).mean_logprob_within([(0, 1)]) is None  # no offsets recorded
