@@ -61,10 +61,13 @@ def _default_out(dataset: str, mode: str) -> Path:
     return Path("bench-out") / f"{name}-{mode}"
 
 
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
 def _headline(summary: dict) -> str:
     def pct(key: str) -> str:
-        value = summary.get(key)
-        return "n/a" if value is None else f"{100 * value:.1f}%"
+        return _percent(summary.get(key))
 
     def num(key: str, fmt: str = "{:.1f}") -> str:
         value = summary.get(key)
@@ -82,6 +85,13 @@ def _headline(summary: dict) -> str:
         f"{num('tokens_per_s')} generated tokens/s   tiers "
         + ", ".join(f"{t} {n}" for t, n in summary.get("tier_counts", {}).items()),
     ]
+    within = summary.get("within_attempt") or {}
+    if within.get("mixed_attempts"):
+        lines.append(f"  within one attempt (the order the sandbox tries): first pick "
+                     f"{_percent(within.get('first_pick_accuracy'))} on {within['mixed_attempts']} mixed attempts "
+                     f"(random {_percent(within.get('random_pick_expectation'))}, log-probability "
+                     f"{_percent(within.get('logprob_first_pick_accuracy'))}, Lens "
+                     f"{_percent(within.get('lens_first_pick_accuracy'))})")
     agreed = summary.get("agreement") or {}
     if agreed.get("tasks_compared"):
         lines.append(f"  agreement compared passing candidates on {agreed['tasks_compared']} tasks: chose another "

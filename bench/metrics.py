@@ -22,18 +22,54 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _groups(records: Sequence[dict], score) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(scores, hidden labels) per task with at least two candidates, where `score(candidate)` is known for all."""
+def _whole_task(record: dict) -> list[list[dict]]:
+    return [record.get("candidates") or []]
+
+
+def _by_attempt(record: dict) -> list[list[dict]]:
+    """A task's candidates split by the attempt (tier, or repair) that made them. One attempt's candidates share a
+    prompt and are ranked against each other only: that is the choice the pipeline makes, trying them in that order
+    before it escalates. Ranks run on through a task's attempts, so rank order and each attempt's k give the split;
+    a record whose attempts do not add up stays whole."""
+    candidates = sorted(record.get("candidates") or [], key=lambda c: c["rank"])
+    sizes = [int(a.get("k") or 0) for a in record.get("attempts") or []]
+    if sum(sizes) != len(candidates):
+        return [candidates]
+    starts = np.cumsum([0] + sizes)
+    return [candidates[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _groups(records: Sequence[dict], score, split=_whole_task) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(scores, hidden labels) per group of candidates (a task, or with `split=_by_attempt` an attempt) with at
+    least two candidates, where `score(candidate)` is known for all."""
     groups = []
     for record in records:
-        candidates = record.get("candidates") or []
-        if len(candidates) < 2:
-            continue
-        scores = [score(c) for c in candidates]
-        if any(s is None for s in scores):
-            continue
-        groups.append((np.asarray(scores, dtype=float), np.asarray([bool(c["hidden"]) for c in candidates])))
+        for candidates in split(record):
+            if len(candidates) < 2:
+                continue
+            scores = [score(c) for c in candidates]
+            if any(s is None for s in scores):
+                continue
+            groups.append((np.asarray(scores, dtype=float), np.asarray([bool(c["hidden"]) for c in candidates])))
     return groups
+
+
+def _energy_score(c: dict) -> float | None:
+    return None if c.get("energy") is None else -float(c["energy"])
+
+
+def within_attempt(records: Sequence[dict]) -> dict[str, Any]:
+    """First pick among one attempt's candidates, on attempts with at least one candidate passing the hidden tests
+    and one failing: the ranking decision as the pipeline makes it (see `_by_attempt`)."""
+    pipeline = _groups(records, lambda c: -float(c["rank"]), _by_attempt)
+    return {
+        "mixed_attempts": sum(sm.is_mixed(labels) for _, labels in pipeline),
+        "first_pick_accuracy": _finite(sm.first_pick_accuracy(pipeline)),
+        "random_pick_expectation": _finite(sm.random_pick_expectation(pipeline)),
+        "logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(
+            _groups(records, lambda c: c.get("mean_logprob"), _by_attempt))),
+        "lens_first_pick_accuracy": _finite(sm.first_pick_accuracy(_groups(records, _energy_score, _by_attempt))),
+    }
 
 
 def selection(records: Sequence[dict]) -> dict[str, Any]:
@@ -41,7 +77,7 @@ def selection(records: Sequence[dict]) -> dict[str, Any]:
     pipeline = _groups(records, lambda c: -float(c["rank"]))
     by_logprob = _groups(records, lambda c: c.get("mean_logprob"))
     by_body_logprob = _groups(records, lambda c: c.get("body_logprob"))
-    by_energy = _groups(records, lambda c: None if c.get("energy") is None else -float(c["energy"]))
+    by_energy = _groups(records, _energy_score)
     energies = [(c["energy"], bool(c["hidden"])) for r in records for c in r.get("candidates") or []
                 if c.get("energy") is not None]
     e_values = np.asarray([e for e, _ in energies], dtype=float)
@@ -162,6 +198,7 @@ def summarise(records: Sequence[dict], *, graded_on: str, config: dict[str, Any]
                                         "lens_first_pick_accuracy", "auc", "energy_gap", "mixed_tasks",
                                         "lens_mixed_tasks", "body_logprob_mixed_tasks")},
         "energy_quartiles": chosen["energy_quartiles"],
+        "within_attempt": within_attempt(records),
         "tasks_per_hour": speed["tasks_per_hour"],
         "tasks_per_hour_with_grading": speed["tasks_per_hour_with_grading"],
         "tasks_per_hour_median": speed["tasks_per_hour_median"],

@@ -76,8 +76,9 @@ class Generation:
 
     def mean_logprob_within(self, spans: Sequence[tuple[int, int]]) -> float | None:
         """Mean log-probability of the tokens that begin inside the byte ranges `spans` ([start, end) of the
-        UTF-8 text); None when no token does, or the offsets were not recorded. Tokens after the text (a stop
-        string, the end-of-generation token) begin at or past its end, so no span of it holds them."""
+        UTF-8 text); None when no token does, or the offsets were not recorded. Tokens that begin past the text
+        (the end-of-generation token, most stop-string tokens) are in no span of it; a token that straddles the
+        cut counts where it begins."""
         picked = [lp for lp, at in zip(self.logprobs, self.token_starts) if any(a <= at < b for a, b in spans)]
         return float(np.mean(picked)) if picked else None
 

@@ -184,6 +184,28 @@ def test_selection_reports_the_kept_lines_log_probability_beside_the_whole_reply
     assert chosen["body_logprob_mixed_tasks"] == 2 and chosen["body_logprob_first_pick_accuracy"] == 1.0
 
 
+def test_within_attempt_selection_ranks_each_attempts_candidates_apart():
+    from bench.metrics import selection, within_attempt
+
+    def candidate(rank, hidden, logprob, energy=None):
+        return {"rank": rank, "hidden": hidden, "mean_logprob": logprob, "energy": energy}
+
+    escalated = {  # the greedy FAST candidate failed; the STANDARD batch after it had a pass, ranked first there
+        "attempts": [{"k": 1}, {"k": 3}],
+        "candidates": [candidate(3, False, -0.5, 2.0), candidate(1, False, -0.1, 1.0), candidate(2, True, -0.3, 0.5),
+                       candidate(4, False, -0.4, 3.0)]}
+    inconsistent = {"attempts": [{"k": 5}],  # does not add up: the task stays one group
+                    "candidates": [candidate(1, True, -0.2), candidate(2, False, -0.1)]}
+    across = selection([escalated])
+    assert across["first_pick_accuracy"] == 0.0 and across["logprob_first_pick_accuracy"] == 0.0
+    within = within_attempt([escalated, inconsistent])
+    assert within["mixed_attempts"] == 2
+    assert within["first_pick_accuracy"] == 1.0  # rank 2 first within its attempt, and the other group's rank 1
+    assert within["logprob_first_pick_accuracy"] == 0.5  # -0.3 beats -0.4 in the batch; -0.1 fails in the other
+    assert within["lens_first_pick_accuracy"] == 1.0  # energies known for the batch only; lowest (0.5) passes
+    assert within["random_pick_expectation"] == (1 / 3 + 1 / 2) / 2
+
+
 def test_doubt_summary_counts_escalations_that_changed_the_committed_code():
     from bench.metrics import doubt
 
