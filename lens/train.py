@@ -203,21 +203,24 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
     calibration = fit_calibration(held_energies, y[held_rows])
     held_logprobs = None if mean_logprobs is None else np.asarray(mean_logprobs, dtype=np.float64)[held_rows]
     report = selection_report(held_energies, y[held_rows], [task_keys[i] for i in held_rows], held_logprobs)
+    train_tasks = sorted({task_keys[i] for i in train_rows})
+    heldout_tasks = sorted({task_keys[i] for i in held_rows})
     metrics = {
         **report,
         "train_samples": int(len(train_rows)),
-        "train_tasks": len({task_keys[i] for i in train_rows}),
+        "train_tasks": len(train_tasks),
         "same_task_pairs": int(len(within)),
         "epochs": epoch,
         "best_epoch": best_epoch,
         "train_auc": _finite_or_none(auc(-energies_of(field, X_all[train_rows]), y[train_rows])),
     }
-    metadata = _lens_metadata(metrics, task_keys, train_rows, held_rows, config)
+    metadata = _lens_metadata(metrics, task_keys, train_tasks, heldout_tasks, len(held_rows), config)
     lens = Lens(field, model_fingerprint=model_fingerprint, calibration=calibration, metadata=metadata)
-    return TrainResult(lens=lens, metrics=metrics, heldout_tasks=sorted({task_keys[i] for i in held_rows}))
+    return TrainResult(lens=lens, metrics=metrics, heldout_tasks=heldout_tasks)
 
 
-def _lens_metadata(metrics: dict, task_keys: list[str], train_rows, held_rows, config: TrainConfig) -> dict:
+def _lens_metadata(metrics: dict, task_keys: list[str], train_tasks: list[str], heldout_tasks: list[str],
+                   heldout_samples: int, config: TrainConfig) -> dict:
     """What a checkpoint says about itself: its data, its held-out figures (the ranking rule reads first_pick
     against logprob_first_pick), when it was trained and with which settings."""
     return {
@@ -227,10 +230,10 @@ def _lens_metadata(metrics: dict, task_keys: list[str], train_rows, held_rows, c
         "first_pick": metrics["first_pick"],
         "random_pick": metrics["random_pick"],
         "logprob_first_pick": metrics.get("logprob_first_pick"),
-        "heldout_samples": int(len(held_rows)),
-        "heldout_tasks": len({task_keys[i] for i in held_rows}),
+        "heldout_samples": int(heldout_samples),
+        "heldout_tasks": len(heldout_tasks),
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "train_tasks": sorted({task_keys[i] for i in train_rows}),
+        "train_tasks": train_tasks,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
     }
 
