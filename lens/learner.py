@@ -5,8 +5,9 @@ last training and both labels have `min_per_class` samples, starts a training ru
 caller (the solve pipeline, the language server) never waits for it. A new Lens replaces the current one only if its
 held-out AUC is not worse. Both are measured on the same held-out tasks, chosen among tasks the current Lens never
 trained on, so neither is graded on its own training data; when that is not possible the current Lens's recorded
-held-out AUC stands in. `rank()` orders candidates by energy, or, before any Lens exists (cold start), by mean token
-log-probability, and says which it did.
+held-out AUC stands in. `rank()` orders candidates by energy once a Lens has earned it (`why_logprob_ranks`), and
+otherwise (a cold start, or a Lens not shown better than the log-probability) by mean token log-probability, and
+says which it did.
 """
 
 from __future__ import annotations
@@ -39,15 +40,29 @@ class Ranking:
     note: str = ""
 
 
-def lens_loses_to_logprob(metadata: dict[str, Any]) -> str:
-    """Why the log-probability should order candidates instead of this Lens ("" when the Lens should): on its
-    held-out tasks its first pick was right less often than the log-probability's. With the 1.5B's states on
-    HumanEval that happened (cross-validated 40-50 % against 52 %); ranking by a worse signal only costs pass@1."""
+# A Lens ranks only when its held-out comparison covers at least this many mixed tasks: below that one task moves
+# the figure by more than ten points. Replaying a full 0.5B HumanEval run's learning, Lenses compared on 1-6 mixed
+# tasks ranked a third of the attempts and cost 5 points of first pick against the log-probability (EXPERIMENTS.md).
+MIN_HELDOUT_MIXED = 10
+
+
+def why_logprob_ranks(metadata: dict[str, Any], min_heldout_mixed: int = MIN_HELDOUT_MIXED) -> str:
+    """Why the log-probability should order candidates instead of this Lens ("" when the Lens has earned it): the
+    Lens must pick a passing candidate first more often than the log-probability does, on held-out tasks, over at
+    least `min_heldout_mixed` of them with both passing and failing candidates. A tie is no reason to switch: with
+    the 1.5B's states on HumanEval the Lens did worse (cross-validated 40-50 % against 52 %)."""
     lens_pick, logprob_pick = metadata.get("first_pick"), metadata.get("logprob_first_pick")
-    if lens_pick is None or logprob_pick is None or lens_pick >= logprob_pick:
-        return ""
-    return (f"ranked by mean token log-probability: on its held-out tasks the Lens picked a passing candidate first "
-            f"{lens_pick:.0%} of the time against {logprob_pick:.0%} for the log-probability")
+    mixed = metadata.get("heldout_mixed_tasks")
+    prefix = "ranked by mean token log-probability: "
+    if mixed is None:
+        return prefix + "this Lens was saved without its held-out task count; `atlas-ls lens train` measures it again"
+    if mixed < min_heldout_mixed or lens_pick is None or logprob_pick is None:
+        return (prefix + f"the Lens's held-out comparison covers {mixed} task{'s' * (mixed != 1)} with both passing "
+                f"and failing candidates, and ranking needs {min_heldout_mixed}")
+    if lens_pick <= logprob_pick:
+        return (prefix + f"on {mixed} held-out tasks the Lens picked a passing candidate first {lens_pick:.0%} of the "
+                f"time against {logprob_pick:.0%} for the log-probability; it ranks only when it does better")
+    return ""
 
 
 @dataclass
@@ -62,12 +77,14 @@ class RetrainOutcome:
 class Learner:
     def __init__(self, conn: sqlite3.Connection, checkpoint_dir: Path, model_fp: str, n_embd: int,
                  retrain_every: int = 50, *, min_per_class: int = 5, train_config: TrainConfig = TrainConfig(),
-                 train_threads: int = 1, report: Callable[[str], None] | None = None):
+                 train_threads: int = 1, min_heldout_mixed: int = MIN_HELDOUT_MIXED,
+                 report: Callable[[str], None] | None = None):
         self.store = SampleStore(conn)
         self.model_fp = model_fp
         self.n_embd = n_embd
         self.retrain_every = retrain_every
         self.min_per_class = min_per_class
+        self.min_heldout_mixed = min_heldout_mixed
         self.train_config = train_config
         self.train_threads = train_threads
         self.path = checkpoint_path(checkpoint_dir, model_fp)
@@ -119,16 +136,17 @@ class Learner:
     # --- ranking ---
 
     def rank(self, X: np.ndarray | None, mean_logprobs: Sequence[float]) -> Ranking:
-        """Order candidates: by energy (lowest first) with a Lens that has earned it, else by mean log-probability
-        (highest first). Energies and confidences are returned whenever a Lens exists, for hover and difficulty."""
+        """Order candidates: by energy (lowest first) with a Lens that has earned it (`why_logprob_ranks`), else by mean
+        log-probability (highest first). Energies and confidences are returned whenever a Lens exists, for hover and
+        difficulty."""
         lens = self.lens
         by_logprob = [int(i) for i in np.argsort(-np.asarray(mean_logprobs, dtype=np.float64), kind="stable")]
         if lens is not None and X is not None and len(X):
             energies = lens.energies(X)
             confidences = lens.confidence(energies)
-            losing = lens_loses_to_logprob(lens.metadata)
-            if losing:
-                return Ranking(by_logprob, energies, confidences, "logprob", losing)
+            unearned = why_logprob_ranks(lens.metadata, self.min_heldout_mixed)
+            if unearned:
+                return Ranking(by_logprob, energies, confidences, "logprob", unearned)
             return Ranking([int(i) for i in np.argsort(energies, kind="stable")], energies, confidences, "lens")
         if lens is not None:
             note = "no embeddings for these candidates; ranked by mean token log-probability"

@@ -222,7 +222,7 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
 def _lens_metadata(metrics: dict, task_keys: list[str], train_tasks: list[str], heldout_tasks: list[str],
                    heldout_samples: int, config: TrainConfig) -> dict:
     """What a checkpoint says about itself: its data, its held-out figures (the ranking rule reads first_pick
-    against logprob_first_pick), when it was trained and with which settings."""
+    against logprob_first_pick, over heldout_mixed_tasks), when it was trained and with which settings."""
     return {
         "samples": len(task_keys),
         "tasks": len(set(task_keys)),
@@ -230,6 +230,7 @@ def _lens_metadata(metrics: dict, task_keys: list[str], train_tasks: list[str], 
         "first_pick": metrics["first_pick"],
         "random_pick": metrics["random_pick"],
         "logprob_first_pick": metrics.get("logprob_first_pick"),
+        "heldout_mixed_tasks": metrics["mixed_tasks"],
         "heldout_samples": int(heldout_samples),
         "heldout_tasks": len(heldout_tasks),
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -138,6 +138,7 @@ def embedding_width(store, identity: ModelIdentity) -> int | None:
 # --- stats ---
 
 def checkpoint_summary(path: Path) -> dict[str, Any] | None:
+    from lens.learner import why_logprob_ranks
     from lens.model import CheckpointError, read_checkpoint
 
     try:
@@ -145,7 +146,8 @@ def checkpoint_summary(path: Path) -> dict[str, Any] | None:
     except (CheckpointError, OSError) as exc:
         return {"path": str(path), "error": str(exc)}
     meta = {k: v for k, v in payload["metadata"].items() if k not in ("train_tasks", "config")}
-    return {"path": str(path), **meta}
+    unearned = why_logprob_ranks(payload["metadata"])
+    return {"path": str(path), **meta, "ranks": "logprob" if unearned else "lens", "ranking_note": unearned}
 
 
 def gather_stats(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,6 +181,7 @@ def gather_stats(args: argparse.Namespace) -> dict[str, Any]:
         "selection_accuracy": checkpoint.get("first_pick"),
         "random_pick": checkpoint.get("random_pick"),
         "logprob_selection_accuracy": checkpoint.get("logprob_first_pick"),
+        "ranks": checkpoint.get("ranks", "logprob"),  # what orders candidates now: "lens" or "logprob"
         "checkpoint_dir": str(folder),
         "models": models,
     }
@@ -221,7 +224,10 @@ def describe_model(fp: str, model: dict[str, Any], current: bool) -> str:
         lines.append(f"  Lens: trained {checkpoint.get('trained_at')} on {checkpoint.get('samples')} samples, "
                      f"{checkpoint.get('tasks')} tasks; held-out AUC {_num(checkpoint.get('auc'))}, first-pick "
                      f"{_pct(checkpoint.get('first_pick'))} (random {_pct(checkpoint.get('random_pick'))}, "
-                     f"log-prob {_pct(checkpoint.get('logprob_first_pick'))})")
+                     f"log-prob {_pct(checkpoint.get('logprob_first_pick'))}) on "
+                     f"{checkpoint.get('heldout_mixed_tasks', 'n/a')} mixed held-out tasks")
+        earned = "ranked by the Lens: it beat the log-probability on held-out tasks"
+        lines.append(f"  {checkpoint['ranking_note'] or earned}")
     last = model["last_training"]
     if last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished"]))

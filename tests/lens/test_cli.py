@@ -51,8 +51,11 @@ def test_stats_after_training(trained_dir):
     assert (model["passed"], model["failed"], model["tasks"]) == (int(sum(labelled_set(40, dim=64, seed=11)[1])),
                                                                   320 - model["passed"], 40)
     assert model["last_training"]["swapped"] is True
+    # 40 tasks hold out 8: a comparison on 8 mixed tasks is too small for the Lens to take over the ranking
+    assert model["checkpoint"]["heldout_mixed_tasks"] == 8 and stats["ranks"] == "logprob"
     text = atlas(data_dir, "stats", "--model-fingerprint", "fpA")
     assert text.returncode == 0 and "model fpA (current)" in text.stdout and "held-out AUC" in text.stdout
+    assert "on 8 mixed held-out tasks" in text.stdout and "  ranked by mean token log-probability: " in text.stdout
 
 
 def test_export_then_import_on_another_machine(trained_dir, tmp_path):

@@ -48,7 +48,8 @@ def test_no_training_until_both_labels_have_enough_samples(conn, tmp_path):
 
 def test_learns_in_the_background_and_then_ranks_by_energy(conn, tmp_path):
     X, y, keys, logprobs = labelled_set(n_tasks=40, dim=DIM, seed=1)
-    learner = Learner(conn, tmp_path / "lens", "fp", DIM, retrain_every=100, train_config=QUICK)
+    learner = Learner(conn, tmp_path / "lens", "fp", DIM, retrain_every=100, train_config=QUICK,
+                      min_heldout_mixed=8)  # 40 tasks hold out 8, every one mixed
     feed(learner, X, y, keys, logprobs)
     assert learner.wait_idle(timeout=120)
     lens = learner.lens
@@ -135,25 +136,46 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_ranking_falls_back(conn, tmp
 
 
 def test_a_lens_that_loses_to_log_probability_on_held_out_tasks_does_not_order(conn, tmp_path):
-    X, y, keys, logprobs = labelled_set(n_tasks=40, dim=DIM, seed=1)
+    X, y, keys, logprobs = labelled_set(n_tasks=60, dim=DIM, seed=1)
     learner = Learner(conn, tmp_path / "lens", "fp", DIM, retrain_every=10_000, train_config=QUICK)
     feed(learner, X, y, keys, logprobs)
     assert learner.retrain().swapped
     lens = learner.lens
-    assert lens.metadata["first_pick"] >= lens.metadata["logprob_first_pick"]  # separable set: the Lens wins
+    assert lens.metadata["heldout_mixed_tasks"] == 12  # 60 tasks hold out 12, every one mixed
+    assert lens.metadata["first_pick"] > lens.metadata["logprob_first_pick"]  # separable set: the Lens wins
     candidates, candidate_logprobs = X[:4], [-3.0, -0.1, -2.0, -1.0]
     assert learner.rank(candidates, candidate_logprobs).method == "lens"
     lens.metadata.update(first_pick=0.4, logprob_first_pick=0.52)  # as the 1.5B's Lens measured on HumanEval
     ranking = learner.rank(candidates, candidate_logprobs)
     assert ranking.method == "logprob" and ranking.order == [1, 3, 2, 0]
     assert ranking.energies is not None and ranking.confidences is not None  # still shown on hover
-    assert "40%" in ranking.note and "52%" in ranking.note
+    assert "40%" in ranking.note and "52%" in ranking.note and "12 held-out tasks" in ranking.note
 
 
-def test_held_out_metrics_missing_leave_the_lens_in_charge():
-    from lens.learner import lens_loses_to_logprob
+def test_a_lens_compared_on_too_few_held_out_tasks_does_not_order(conn, tmp_path):
+    X, y, keys, logprobs = labelled_set(n_tasks=20, dim=DIM, seed=1)
+    learner = Learner(conn, tmp_path / "lens", "fp", DIM, retrain_every=10_000, train_config=QUICK)
+    feed(learner, X, y, keys, logprobs)
+    assert learner.retrain().swapped
+    metadata = learner.lens.metadata
+    assert metadata["heldout_mixed_tasks"] == 4 and metadata["first_pick"] > metadata["logprob_first_pick"]
+    ranking = learner.rank(X[:4], [-3.0, -0.1, -2.0, -1.0])
+    assert ranking.method == "logprob" and ranking.order == [1, 3, 2, 0]
+    assert "covers 4 tasks" in ranking.note and "needs 10" in ranking.note
+    assert ranking.energies is not None  # hover still shows the energies
+    lenient = Learner(conn, tmp_path / "lens", "fp", DIM, min_heldout_mixed=4)
+    assert lenient.rank(X[:4], [-3.0, -0.1, -2.0, -1.0]).method == "lens"
 
-    assert lens_loses_to_logprob({}) == ""
-    assert lens_loses_to_logprob({"first_pick": 0.3, "logprob_first_pick": None}) == ""
-    assert lens_loses_to_logprob({"first_pick": 0.5, "logprob_first_pick": 0.5}) == ""  # a tie keeps the Lens
-    assert "log-probability" in lens_loses_to_logprob({"first_pick": 0.3, "logprob_first_pick": 0.5})
+
+def test_the_lens_ranks_only_on_a_measured_win():
+    from lens.learner import why_logprob_ranks
+
+    earned = {"first_pick": 0.7, "logprob_first_pick": 0.6, "heldout_mixed_tasks": 10}
+    assert why_logprob_ranks(earned) == ""
+    assert "does better" in why_logprob_ranks({**earned, "first_pick": 0.6})  # a tie is no reason to switch
+    assert "40%" in why_logprob_ranks({**earned, "first_pick": 0.4})
+    assert "covers 9 tasks" in why_logprob_ranks({**earned, "heldout_mixed_tasks": 9})
+    assert why_logprob_ranks({**earned, "heldout_mixed_tasks": 9}, min_heldout_mixed=9) == ""
+    assert "covers 10 tasks" in why_logprob_ranks({**earned, "logprob_first_pick": None})  # no baseline measured
+    older = {"first_pick": 0.7, "logprob_first_pick": 0.6}  # a checkpoint saved before the count was kept
+    assert "lens train" in why_logprob_ranks(older) and "lens train" in why_logprob_ranks({})
