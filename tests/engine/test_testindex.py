@@ -13,15 +13,7 @@ import pytest
 
 from engine import testindex
 from engine.testindex import TestIndex
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+from tests.engine.waiting import wait_for
 
 
 def write(path: Path, text: str) -> Path:

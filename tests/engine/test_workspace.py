@@ -13,6 +13,7 @@ import pytest
 from engine.testindex import TestIndex, is_test_file, module_names
 from engine.workspace import (SpliceError, build_task, discover_tests, find_function, find_stub_function,
                               function_sites, splice)
+from tests.engine.waiting import wait_for
 
 MODULE = textwrap.dedent('''\
     import math
@@ -324,15 +325,6 @@ def test_build_task(project: Path):
 
 
 # --- the watched index ---
-
-def wait_for(condition, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
 
 def test_watched_index_follows_create_change_delete_debounced(project: Path):
     index = TestIndex(project, debounce_s=0.3)
