@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+EARNED = "ranked by the Lens: it beat the log-probability on held-out tasks"  # when why_logprob_ranks says ""
+
 
 @dataclass
 class ModelIdentity:
@@ -226,8 +228,7 @@ def describe_model(fp: str, model: dict[str, Any], current: bool) -> str:
                      f"{_pct(checkpoint.get('first_pick'))} (random {_pct(checkpoint.get('random_pick'))}, "
                      f"log-prob {_pct(checkpoint.get('logprob_first_pick'))}) on "
                      f"{checkpoint.get('heldout_mixed_tasks', 'n/a')} mixed held-out tasks")
-        earned = "ranked by the Lens: it beat the log-probability on held-out tasks"
-        lines.append(f"  {checkpoint['ranking_note'] or earned}")
+        lines.append(f"  {checkpoint['ranking_note'] or EARNED}")
     last = model["last_training"]
     if last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished"]))
@@ -247,7 +248,7 @@ def _pct(value: float | None) -> str:
 
 def train_command(args: argparse.Namespace) -> int:
     from engine import config
-    from lens.learner import Learner
+    from lens.learner import Learner, why_logprob_ranks
     from lens.train import NotEnoughData, TrainConfig
 
     identity = current_model(args)
@@ -266,8 +267,11 @@ def train_command(args: argparse.Namespace) -> int:
     except NotEnoughData as exc:
         print(f"atlas-ls lens train: {exc}", file=sys.stderr)
         return 1
+    current = learner.lens  # the new Lens when it was swapped in, else the one kept
+    unearned = why_logprob_ranks(current.metadata, learner.min_heldout_mixed) if current else "no Lens yet"
     result = {"model_fingerprint": identity.fingerprint, "swapped": outcome.swapped, "reason": outcome.reason,
-              "checkpoint": str(learner.path), **outcome.metrics}
+              "checkpoint": str(learner.path), **outcome.metrics,
+              "ranks": "logprob" if unearned else "lens", "ranking_note": unearned}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -287,6 +291,7 @@ def describe_training(result: dict[str, Any]) -> str:
              + ", ".join(f"{100 * q['pass_rate']:.0f}%" for q in result["energy_quartiles"])]
     if result["swapped"]:
         lines.append(f"saved to {result['checkpoint']}")
+    lines.append(result["ranking_note"] or EARNED)
     return "\n".join(lines)
 
 

@@ -40,6 +40,8 @@ def test_train_reports_held_out_metrics_against_baselines(trained_dir):
     assert result["auc"] > 0.7 and result["first_pick"] > result["random_pick"] + 0.2
     assert result["logprob_first_pick"] is not None and len(result["energy_quartiles"]) == 4
     assert (data_dir / "lens" / "fpA.pt").exists()
+    # a good Lens, but measured on 8 held-out tasks: too few to take over the ranking, and the result says so
+    assert result["ranks"] == "logprob" and "covers 8 tasks" in result["ranking_note"]
 
 
 def test_stats_after_training(trained_dir):
@@ -190,3 +192,4 @@ def test_train_in_text_form_reports_held_out_metrics(trained_dir, tmp_path):
     assert lines[1].startswith("held-out (") and "first-pick" in lines[1] and "log-prob" in lines[1]
     assert lines[2].startswith("trained on ") and "best epoch" in lines[2]
     assert lines[3].startswith("energy quartiles (low -> high), pass rate: ") and lines[3].count("%") == 4
+    assert lines[-1].startswith("ranked by mean token log-probability: the Lens's held-out comparison covers")
