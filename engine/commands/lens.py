@@ -140,7 +140,6 @@ def embedding_width(store, identity: ModelIdentity) -> int | None:
 # --- stats ---
 
 def checkpoint_summary(path: Path) -> dict[str, Any] | None:
-    from lens.learner import why_logprob_ranks
     from lens.model import CheckpointError, read_checkpoint
 
     try:
@@ -148,8 +147,17 @@ def checkpoint_summary(path: Path) -> dict[str, Any] | None:
     except (CheckpointError, OSError) as exc:
         return {"path": str(path), "error": str(exc)}
     meta = {k: v for k, v in payload["metadata"].items() if k not in ("train_tasks", "config")}
-    unearned = why_logprob_ranks(payload["metadata"])
-    return {"path": str(path), **meta, "ranks": "logprob" if unearned else "lens", "ranking_note": unearned}
+    return {"path": str(path), **meta, **ranking_fields(payload["metadata"])}
+
+
+def ranking_fields(metadata: dict[str, Any] | None, min_heldout_mixed: int | None = None) -> dict[str, str]:
+    """What orders candidates under this Lens ("lens" or "logprob") and why not the Lens, for stats and train."""
+    from lens.learner import MIN_HELDOUT_MIXED, why_logprob_ranks
+
+    if metadata is None:
+        return {"ranks": "logprob", "ranking_note": "no Lens yet"}
+    unearned = why_logprob_ranks(metadata, MIN_HELDOUT_MIXED if min_heldout_mixed is None else min_heldout_mixed)
+    return {"ranks": "logprob" if unearned else "lens", "ranking_note": unearned}
 
 
 def gather_stats(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,7 +256,7 @@ def _pct(value: float | None) -> str:
 
 def train_command(args: argparse.Namespace) -> int:
     from engine import config
-    from lens.learner import Learner, why_logprob_ranks
+    from lens.learner import Learner
     from lens.train import NotEnoughData, TrainConfig
 
     identity = current_model(args)
@@ -268,10 +276,9 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"atlas-ls lens train: {exc}", file=sys.stderr)
         return 1
     current = learner.lens  # the new Lens when it was swapped in, else the one kept
-    unearned = why_logprob_ranks(current.metadata, learner.min_heldout_mixed) if current else "no Lens yet"
     result = {"model_fingerprint": identity.fingerprint, "swapped": outcome.swapped, "reason": outcome.reason,
               "checkpoint": str(learner.path), **outcome.metrics,
-              "ranks": "logprob" if unearned else "lens", "ranking_note": unearned}
+              **ranking_fields(current and current.metadata, learner.min_heldout_mixed)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
