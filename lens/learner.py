@@ -56,9 +56,14 @@ def why_logprob_ranks(metadata: dict[str, Any], min_heldout_mixed: int = MIN_HEL
     prefix = "ranked by mean token log-probability: "
     if mixed is None:
         return prefix + "this Lens was saved without its held-out task count; `atlas-ls lens train` measures it again"
-    if mixed < min_heldout_mixed or lens_pick is None or logprob_pick is None:
+    if mixed < min_heldout_mixed:
         return (prefix + f"the Lens's held-out comparison covers {mixed} task{'s' * (mixed != 1)} with both passing "
                 f"and failing candidates, and ranking needs {min_heldout_mixed}")
+    if lens_pick is None or logprob_pick is None:
+        # A held-out sample saved without its mean log-probability leaves the baseline unmeasured.
+        missing = "the Lens's" if lens_pick is None else "the log-probability's"
+        return (prefix + f"{missing} first-pick figure on the {mixed} held-out tasks is missing, so the Lens has "
+                "not shown it does better")
     if lens_pick <= logprob_pick:
         return (prefix + f"on {mixed} held-out tasks the Lens picked a passing candidate first {lens_pick:.0%} of the "
                 f"time against {logprob_pick:.0%} for the log-probability; it ranks only when it does better")

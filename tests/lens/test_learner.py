@@ -176,6 +176,8 @@ def test_the_lens_ranks_only_on_a_measured_win():
     assert "40%" in why_logprob_ranks({**earned, "first_pick": 0.4})
     assert "covers 9 tasks" in why_logprob_ranks({**earned, "heldout_mixed_tasks": 9})
     assert why_logprob_ranks({**earned, "heldout_mixed_tasks": 9}, min_heldout_mixed=9) == ""
-    assert "covers 10 tasks" in why_logprob_ranks({**earned, "logprob_first_pick": None})  # no baseline measured
+    no_baseline = why_logprob_ranks({**earned, "logprob_first_pick": None})
+    assert "log-probability's first-pick figure on the 10 held-out tasks is missing" in no_baseline
+    assert "Lens's first-pick figure" in why_logprob_ranks({**earned, "first_pick": None})
     older = {"first_pick": 0.7, "logprob_first_pick": 0.6}  # a checkpoint saved before the count was kept
     assert "lens train" in why_logprob_ranks(older) and "lens train" in why_logprob_ranks({})
