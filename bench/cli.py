@@ -13,6 +13,7 @@ from bench.datasets import DATASETS, load_dataset
 from bench.datasets.base import DatasetError
 from bench.results import RunMismatch
 from bench.runner import MODES, Interrupted, RunConfig
+from engine.selection_metrics import percent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,13 +62,9 @@ def _default_out(dataset: str, mode: str) -> Path:
     return Path("bench-out") / f"{name}-{mode}"
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
 def _headline(summary: dict) -> str:
     def pct(key: str) -> str:
-        return _percent(summary.get(key))
+        return percent(summary.get(key))
 
     def num(key: str, fmt: str = "{:.1f}") -> str:
         value = summary.get(key)
@@ -88,10 +85,10 @@ def _headline(summary: dict) -> str:
     within = summary.get("within_attempt") or {}
     if within.get("mixed_attempts"):
         lines.append(f"  within one attempt (the order the sandbox tries): first pick "
-                     f"{_percent(within.get('first_pick_accuracy'))} on {within['mixed_attempts']} mixed attempts "
-                     f"(random {_percent(within.get('random_pick_expectation'))}, log-probability "
-                     f"{_percent(within.get('logprob_first_pick_accuracy'))}, Lens "
-                     f"{_percent(within.get('lens_first_pick_accuracy'))})")
+                     f"{percent(within.get('first_pick_accuracy'))} on {within['mixed_attempts']} mixed attempts "
+                     f"(random {percent(within.get('random_pick_expectation'))}, log-probability "
+                     f"{percent(within.get('logprob_first_pick_accuracy'))}, Lens "
+                     f"{percent(within.get('lens_first_pick_accuracy'))})")
     agreed = summary.get("agreement") or {}
     if agreed.get("tasks_compared"):
         lines.append(f"  agreement compared passing candidates on {agreed['tasks_compared']} tasks: chose another "

@@ -4,7 +4,6 @@ energies, the log-probability baseline, a random pick), throughput, tiers, and t
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
@@ -16,10 +15,6 @@ from engine import selection_metrics as sm
 def _rate(values: Iterable[bool]) -> float | None:
     values = list(values)
     return sum(bool(v) for v in values) / len(values) if values else None
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def _whole_task(record: dict) -> list[list[dict]]:
@@ -64,11 +59,11 @@ def within_attempt(records: Sequence[dict]) -> dict[str, Any]:
     pipeline = _groups(records, lambda c: -float(c["rank"]), _by_attempt)
     return {
         "mixed_attempts": sum(sm.is_mixed(labels) for _, labels in pipeline),
-        "first_pick_accuracy": _finite(sm.first_pick_accuracy(pipeline)),
-        "random_pick_expectation": _finite(sm.random_pick_expectation(pipeline)),
-        "logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(
+        "first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(pipeline)),
+        "random_pick_expectation": sm.finite_or_none(sm.random_pick_expectation(pipeline)),
+        "logprob_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(
             _groups(records, lambda c: c.get("mean_logprob"), _by_attempt))),
-        "lens_first_pick_accuracy": _finite(sm.first_pick_accuracy(_groups(records, _energy_score, _by_attempt))),
+        "lens_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(_groups(records, _energy_score, _by_attempt))),
     }
 
 
@@ -84,16 +79,16 @@ def selection(records: Sequence[dict]) -> dict[str, Any]:
     e_labels = np.asarray([label for _, label in energies], dtype=bool)
     return {
         "mixed_tasks": sum(sm.is_mixed(labels) for _, labels in pipeline),
-        "first_pick_accuracy": _finite(sm.first_pick_accuracy(pipeline)),
-        "random_pick_expectation": _finite(sm.random_pick_expectation(pipeline)),
-        "logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_logprob)),
+        "first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(pipeline)),
+        "random_pick_expectation": sm.finite_or_none(sm.random_pick_expectation(pipeline)),
+        "logprob_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(by_logprob)),
         # the same mean over the kept lines only; tasks where a candidate has none are left out of it
-        "body_logprob_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_body_logprob)),
+        "body_logprob_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(by_body_logprob)),
         "body_logprob_mixed_tasks": sum(sm.is_mixed(labels) for _, labels in by_body_logprob),
-        "lens_first_pick_accuracy": _finite(sm.first_pick_accuracy(by_energy)),
+        "lens_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(by_energy)),
         "lens_mixed_tasks": sum(sm.is_mixed(labels) for _, labels in by_energy),
-        "auc": _finite(sm.auc(-e_values, e_labels)) if len(e_values) else None,
-        "energy_gap": _finite(sm.energy_gap(e_values, e_labels)) if len(e_values) else None,
+        "auc": sm.finite_or_none(sm.auc(-e_values, e_labels)) if len(e_values) else None,
+        "energy_gap": sm.finite_or_none(sm.energy_gap(e_values, e_labels)) if len(e_values) else None,
         "energy_quartiles": sm.energy_quartiles(e_values, e_labels) if len(e_values) else [],
         "candidates_with_energy": int(len(e_values)),
     }

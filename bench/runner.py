@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import math
 import os
 import threading
 import time
@@ -38,6 +37,7 @@ from bench.grading import Grade, grade_choice, grade_code
 from bench.labels import gather_labelled_set, save_task_samples
 from bench.progress import ProgressBar
 from bench.results import RunFolder
+from engine.selection_metrics import finite_or_none
 
 MODES = ("baseline", "atlas")
 CHOICE_K = 5  # GPQA samples in atlas mode when --k is not given (the seed's k)
@@ -166,15 +166,10 @@ class Engine:
 
 # --- one task -----------------------------------------------------------------------------------------------------
 
-def _finite_or_none(value: float | None) -> float | None:
-    """JSON has no NaN or infinity: an unknown score is null."""
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 def _candidate_row(c, grade: Grade, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     row = {"rank": c.rank, "energy": c.energy, "confidence": c.confidence,
-           "mean_logprob": _finite_or_none(c.mean_logprob),
-           "body_logprob": _finite_or_none(c.body_logprob),
+           "mean_logprob": finite_or_none(c.mean_logprob),
+           "body_logprob": finite_or_none(c.body_logprob),
            "greedy": bool(c.greedy), "tokens": int(c.tokens), "public": c.passed,
            "hidden": bool(grade.passed), "detail": grade.detail[:300]}
     row.update(extra or {})

@@ -4,9 +4,9 @@ that `atlas-ls lens cv --data` reads."""
 
 from __future__ import annotations
 
-from lens.metrics import (auc, energy_gap, energy_quartiles, first_pick_accuracy, group_by_task, is_mixed,
-                          random_pick_expectation, selection_report)
+from lens.metrics import (auc, energy_gap, energy_quartiles, finite_or_none, first_pick_accuracy, group_by_task,
+                          is_mixed, percent, random_pick_expectation, selection_report)
 from lens.store import write_labelled_set
 
-__all__ = ["auc", "energy_gap", "energy_quartiles", "first_pick_accuracy", "group_by_task", "is_mixed",
-           "random_pick_expectation", "selection_report", "write_labelled_set"]
+__all__ = ["auc", "energy_gap", "energy_quartiles", "finite_or_none", "first_pick_accuracy", "group_by_task",
+           "is_mixed", "percent", "random_pick_expectation", "selection_report", "write_labelled_set"]

@@ -114,8 +114,15 @@ def task_folds(task_keys: Sequence[str], k: int = 5, seed: int = 0) -> list[tupl
     return [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(k)]
 
 
-def _or_none(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: an unmeasured figure is null."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def percent(value: float | None) -> str:
+    """A fraction as the reports print it: one decimal, or n/a when it was not measured."""
+    value = finite_or_none(value)
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def selection_report(energies: Sequence[float], labels: Sequence[bool], task_keys: Sequence[str],
@@ -129,19 +136,19 @@ def selection_report(energies: Sequence[float], labels: Sequence[bool], task_key
         "samples": int(len(labels)),
         "tasks": len(by_task),
         "mixed_tasks": sum(is_mixed(g[1]) for g in groups),
-        "auc": _or_none(auc(-energies, labels)),
-        "first_pick": _or_none(first_pick_accuracy(groups)),
-        "random_pick": _or_none(random_pick_expectation(groups)),
-        "energy_gap": _or_none(energy_gap(energies, labels)),
+        "auc": finite_or_none(auc(-energies, labels)),
+        "first_pick": finite_or_none(first_pick_accuracy(groups)),
+        "random_pick": finite_or_none(random_pick_expectation(groups)),
+        "energy_gap": finite_or_none(energy_gap(energies, labels)),
         "energy_quartiles": energy_quartiles(energies, labels),
     }
     if mean_logprobs is not None:
         logprobs = np.asarray(mean_logprobs, dtype=np.float64)
         known = ~np.isnan(logprobs)
         if known.all():
-            report["logprob_first_pick"] = _or_none(
+            report["logprob_first_pick"] = finite_or_none(
                 first_pick_accuracy(group_by_task(task_keys, logprobs, labels).values()))
-            report["logprob_auc"] = _or_none(auc(logprobs, labels))
+            report["logprob_auc"] = finite_or_none(auc(logprobs, labels))
         else:
             report["logprob_first_pick"] = report["logprob_auc"] = None
     return report

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from lens.metrics import auc, selection_report, task_folds
+from lens.metrics import auc, finite_or_none, selection_report, task_folds
 from lens.model import HIDDEN, CostField, Lens
 
 
@@ -212,7 +212,7 @@ def train(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, model_finge
         "same_task_pairs": int(len(within)),
         "epochs": epoch,
         "best_epoch": best_epoch,
-        "train_auc": _finite_or_none(auc(-energies_of(field, X_all[train_rows]), y[train_rows])),
+        "train_auc": finite_or_none(auc(-energies_of(field, X_all[train_rows]), y[train_rows])),
     }
     metadata = _lens_metadata(metrics, task_keys, train_tasks, heldout_tasks, len(held_rows), config)
     lens = Lens(field, model_fingerprint=model_fingerprint, calibration=calibration, metadata=metadata)
@@ -239,10 +239,6 @@ def _lens_metadata(metrics: dict, task_keys: list[str], train_tasks: list[str], 
     }
 
 
-def _finite_or_none(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
     finite = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(finite)) if finite else None
@@ -263,7 +259,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, task_keys: Sequence[str], *, k:
         fold_aucs.append(auc(-out_of_fold[test_rows], y[test_rows]))
     report = selection_report(out_of_fold, y, task_keys, mean_logprobs)
     report["auc"] = _mean_or_none(fold_aucs)
-    report["fold_aucs"] = [_finite_or_none(a) for a in fold_aucs]
+    report["fold_aucs"] = [finite_or_none(a) for a in fold_aucs]
     report["folds"] = len(fold_aucs)
     return report
 

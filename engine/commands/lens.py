@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lens.metrics import percent
 
 EARNED = "ranked by the Lens: it beat the log-probability on held-out tasks"  # when why_logprob_ranks says ""
 
@@ -233,8 +234,8 @@ def describe_model(fp: str, model: dict[str, Any], current: bool) -> str:
     else:
         lines.append(f"  Lens: trained {checkpoint.get('trained_at')} on {checkpoint.get('samples')} samples, "
                      f"{checkpoint.get('tasks')} tasks; held-out AUC {_num(checkpoint.get('auc'))}, first-pick "
-                     f"{_pct(checkpoint.get('first_pick'))} (random {_pct(checkpoint.get('random_pick'))}, "
-                     f"log-prob {_pct(checkpoint.get('logprob_first_pick'))}) on "
+                     f"{percent(checkpoint.get('first_pick'))} (random {percent(checkpoint.get('random_pick'))}, "
+                     f"log-prob {percent(checkpoint.get('logprob_first_pick'))}) on "
                      f"{checkpoint.get('heldout_mixed_tasks', 'n/a')} mixed held-out tasks")
         lines.append(f"  {checkpoint['ranking_note'] or EARNED}")
     last = model["last_training"]
@@ -246,10 +247,6 @@ def describe_model(fp: str, model: dict[str, Any], current: bool) -> str:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
 
 
 # --- train ---
@@ -289,8 +286,8 @@ def train_command(args: argparse.Namespace) -> int:
 def describe_training(result: dict[str, Any]) -> str:
     lines = [f"{result['reason']}",
              f"held-out ({result['tasks']} tasks, {result['samples']} samples, {result['mixed_tasks']} mixed): "
-             f"AUC {_num(result['auc'])}, first-pick {_pct(result['first_pick'])} vs random "
-             f"{_pct(result['random_pick'])} and log-prob {_pct(result.get('logprob_first_pick'))}, energy gap "
+             f"AUC {_num(result['auc'])}, first-pick {percent(result['first_pick'])} vs random "
+             f"{percent(result['random_pick'])} and log-prob {percent(result.get('logprob_first_pick'))}, energy gap "
              f"{_num(result['energy_gap'])}",
              f"trained on {result['train_samples']} samples of {result['train_tasks']} tasks; best epoch "
              f"{result['best_epoch']} of {result['epochs']}; train AUC {_num(result['train_auc'])}",
@@ -331,8 +328,8 @@ def cv_command(args: argparse.Namespace) -> int:
     else:
         print(f"{subject}: {report['folds']}-fold task-split cross-validation over {report['tasks']} tasks "
               f"({report['samples']} samples, {report['mixed_tasks']} mixed)\n"
-              f"first-pick {_pct(report['first_pick'])}{_per_seed(report)} vs random {_pct(report['random_pick'])} "
-              f"and log-prob {_pct(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); "
+              f"first-pick {percent(report['first_pick'])}{_per_seed(report)} vs random {percent(report['random_pick'])} "
+              f"and log-prob {percent(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); "
               f"energy gap {_num(report['energy_gap'])}")
     return 0
 
@@ -360,7 +357,7 @@ def _per_seed(report: dict[str, Any]) -> str:
     """' (mean of seeds 0..2: 68.9% / 50.0% / 56.8%)' when several seeds were averaged, else nothing."""
     if len(report["seeds"]) < 2:
         return ""
-    picks = " / ".join(_pct(p) for p in report["first_picks"])
+    picks = " / ".join(percent(p) for p in report["first_picks"])
     return f" (mean of seeds {report['seeds'][0]}..{report['seeds'][-1]}: {picks})"
 
 
@@ -378,12 +375,12 @@ def curve_command(args: argparse.Namespace, X, y, keys, logprobs, subject: str, 
         return 0
     print(f"{subject}: learning curve, {report['folds']}-fold task-split cross-validation over {report['tasks']} "
           f"tasks ({report['samples']} samples, {report['mixed_tasks']} mixed), seeds {report['seeds'][0]}.."
-          f"{report['seeds'][-1]}\nrandom {_pct(report['random_pick'])}, log-prob "
-          f"{_pct(report.get('logprob_first_pick'))}")
+          f"{report['seeds'][-1]}\nrandom {percent(report['random_pick'])}, log-prob "
+          f"{percent(report.get('logprob_first_pick'))}")
     for point in report["points"]:
         untrained = f" ({point['untrained_folds']} folds without a Lens)" if point["untrained_folds"] else ""
         print(f"  {point['fraction']:>5.0%} of training tasks (~{point['train_tasks']:.0f}): first pick "
-              f"{_pct(point['first_pick'])}{untrained}")
+              f"{percent(point['first_pick'])}{untrained}")
     return 0
 
 

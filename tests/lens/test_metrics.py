@@ -76,3 +76,9 @@ def test_selection_report_is_json_ready_and_compares_to_baselines():
     assert report["logprob_first_pick"] == 0.5
     assert report["energy_gap"] > 0
     assert metrics.selection_report([0.1, 0.2], [1, 1], ["a", "a"])["auc"] is None
+
+
+def test_unmeasured_figures_are_null_in_json_and_n_a_in_print():
+    assert [metrics.finite_or_none(v) for v in (None, math.nan, math.inf, np.float32(0.25), 1)] == [
+        None, None, None, 0.25, 1.0]
+    assert [metrics.percent(v) for v in (None, math.nan, 0.5, 0.1234)] == ["n/a", "n/a", "50.0%", "12.3%"]
