@@ -122,8 +122,11 @@ def test_ctrl_c_keeps_every_finished_task_and_the_same_command_resumes(tmp_path,
     command = [sys.executable, "-m", "atlas_ls", "--bench", f"humaneval:{FIXTURES / 'humaneval_small.jsonl'}",
                "--k", "2", "--max-tokens", "64", "--model", str(default_model_path), "--out", str(out)]
     results = out / "results.jsonl"
+    # A suite started in the background (`nohup pytest &`) passes on an ignored SIGINT, and Python then never
+    # raises KeyboardInterrupt; the child gets the terminal's default, as a user's run has.
     running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "ATLAS_N_THREADS": "2"})
+                               env={**os.environ, "ATLAS_N_THREADS": "2"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (results.exists() and results.read_text().count("\n") >= 1) and running.poll() is None:
         assert time.monotonic() < deadline, "no task finished within 300 s"
