@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lens.metrics import percent
-
 EARNED = "ranked by the Lens: it beat the log-probability on held-out tasks"  # when why_logprob_ranks says ""
 
 
@@ -249,6 +247,13 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def percent(value: float | None) -> str:
+    # lens.metrics pulls in numpy: imported here, when a command prints, so `atlas-ls` itself starts fast
+    from lens.metrics import percent as lens_percent
+
+    return lens_percent(value)
+
+
 # --- train ---
 
 def train_command(args: argparse.Namespace) -> int:
@@ -328,8 +333,8 @@ def cv_command(args: argparse.Namespace) -> int:
     else:
         print(f"{subject}: {report['folds']}-fold task-split cross-validation over {report['tasks']} tasks "
               f"({report['samples']} samples, {report['mixed_tasks']} mixed)\n"
-              f"first-pick {percent(report['first_pick'])}{_per_seed(report)} vs random {percent(report['random_pick'])} "
-              f"and log-prob {percent(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); "
+              f"first-pick {percent(report['first_pick'])}{_per_seed(report)} vs random "
+              f"{percent(report['random_pick'])} and log-prob {percent(report.get('logprob_first_pick'))}; AUC {_num(report['auc'])} (mean of folds); "
               f"energy gap {_num(report['energy_gap'])}")
     return 0
 
