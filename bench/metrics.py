@@ -63,7 +63,8 @@ def within_attempt(records: Sequence[dict]) -> dict[str, Any]:
         "random_pick_expectation": sm.finite_or_none(sm.random_pick_expectation(pipeline)),
         "logprob_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(
             _groups(records, lambda c: c.get("mean_logprob"), _by_attempt))),
-        "lens_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(_groups(records, _energy_score, _by_attempt))),
+        "lens_first_pick_accuracy": sm.finite_or_none(sm.first_pick_accuracy(
+            _groups(records, _energy_score, _by_attempt))),
     }
 
 

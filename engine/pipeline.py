@@ -14,9 +14,9 @@ When the Lens ranks, the greedy candidate goes first if its confidence is within
 decoding beats a single sampled candidate on HumanEval. Ranked by log-probability, the order stands: over two full
 0.5B HumanEval runs, the top log-probability was right first where the greedy candidate was wrong on 7 mixed attempts
 and never the reverse (lens/EXPERIMENTS.md). An escalated batch is all sampled, since a greedy candidate would only
-repeat the first one. Before generation the Lens's
-difficulty is unknown (it reads candidates), so the first route uses the other three signals; an escalation routes
-again among the higher tiers with the Lens's difficulty of the candidates that failed.
+repeat the first one. Before generation the Lens's difficulty is unknown (it reads candidates), so the first route
+uses the other three signals; an escalation routes again among the higher tiers with the Lens's difficulty of the
+candidates that failed.
 
 A task without tests is ranked and answered, never verified, and teaches nothing (there is no label). A cancelled
 solve stops generation and the sandbox at their next step and returns what it has, marked `cancelled`.

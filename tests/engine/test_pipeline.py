@@ -153,7 +153,7 @@ def test_with_the_lens_ranking_greedy_goes_first_only_when_the_lens_cannot_separ
     assert _greedy_preferred([2, 0, 1], candidates(0.9)) == [2, 0, 1]  # already first
 
 
-def test_no_greedy_note_when_log_probability_already_puts_greedy_first(tmp_path: Path):
+def test_ranked_by_log_probability_greedy_stays_first_when_it_is_the_likeliest(tmp_path: Path):
     solver, _ = make_solver(tmp_path, always(RIGHT))
     result = solver.solve(add_task(), k=3)
     assert result.candidates[0].greedy and "greedy" not in result.note
