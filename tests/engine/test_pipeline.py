@@ -521,15 +521,18 @@ def test_real_model_solves_an_easy_function_then_answers_from_the_cache(tmp_path
     assert second.code == first.code
 
 
-def test_real_model_tries_the_likeliest_candidate_first_even_over_greedy(tmp_path: Path, runtime):
-    """second_largest at k=5 with no Lens: a sampled candidate has a higher mean log-probability than the greedy
-    one, and it runs first (ranked by log-probability, the order stands)."""
+def test_real_model_tries_the_first_attempt_in_log_probability_order(tmp_path: Path, runtime):
+    """second_largest at k=5 with no Lens: the five candidates, greedy among them, run in the order of their mean
+    log-probability alone; greedy gets no place of its own. Which candidate is the likeliest depends on the CPU's
+    arithmetic (a sample led on earlier machines, greedy on a 2 GHz AMD EPYC), so this asserts the order, not the
+    leader; the fake-model tests above pin both leaders."""
     solver = Solver(Settings(tier_max_tokens=SHORT), worker=SyncWorker(runtime), db_path=tmp_path / "db.sqlite3")
     result = solver.solve(example_task("numbers_kit", "second_largest"), k=5)
-    first_attempt = result.candidates[:result.extra["tiers"][0]["k"]]  # in rank order, the first attempt's first
-    greedy = [c for c in first_attempt if c.greedy]
-    assert result.ranking == "logprob" and greedy and not first_attempt[0].greedy
-    assert first_attempt[0].mean_logprob == max(c.mean_logprob for c in first_attempt) > greedy[0].mean_logprob
+    first_attempt = result.candidates[:result.extra["tiers"][0]["k"]]  # in rank order
+    logprobs = [c.mean_logprob for c in first_attempt]
+    assert result.ranking == "logprob" and len(first_attempt) == 5
+    assert sum(c.greedy for c in first_attempt) == 1
+    assert logprobs == sorted(logprobs, reverse=True) and len(set(logprobs)) > 1
 
 
 def test_real_model_escalates_past_a_failing_greedy_candidate(tmp_path: Path, runtime):
