@@ -240,7 +240,8 @@ def _lens_metadata(metrics: dict, task_keys: list[str], train_tasks: list[str], 
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
+    """The mean of the measured figures; a fold without one (None, NaN, infinity) is left out, not averaged in."""
+    finite = [v for v in values if finite_or_none(v) is not None]
     return float(np.mean(finite)) if finite else None
 
 

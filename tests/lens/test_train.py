@@ -3,7 +3,7 @@ import pytest
 
 from lens.model import CostField, Lens
 from lens.train import (NotEnoughData, TrainConfig, cross_validate, cross_validate_seeds, fit_calibration,
-                        learning_curve, split_tasks, train)
+                        learning_curve, split_tasks, train, _mean_or_none)
 from tests.lens.synthetic import labelled_set
 
 
@@ -102,6 +102,12 @@ def test_cross_validation_over_seeds_reports_each_seed_and_their_mean():
                                                                                                    "seeds": [5]}
     with pytest.raises(ValueError, match="at least one seed"):
         cross_validate_seeds(X, y, keys, (), k=3)
+
+
+def test_a_fold_without_a_figure_is_left_out_of_the_mean():
+    # a fold with no mixed task has no first pick (None); one class only gives NaN; neither may pull the mean
+    assert _mean_or_none([0.5, None, float("nan"), float("inf"), 0.7]) == pytest.approx(0.6)
+    assert _mean_or_none([None, float("nan")]) is None
 
 
 def test_learning_curve_ends_at_plain_cross_validation():
