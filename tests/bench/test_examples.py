@@ -114,3 +114,20 @@ def test_doctest_written_as_an_equality_claim():
     prompt = 'def s(xs):\n    """Doc.\n    >>> s([3, 1]) == [1, 3]\n    >>> s([]) []\n    """\n'
     examples = extract_examples(prompt, "s")
     assert [(e.call, e.expected, e.source) for e in examples] == [("s([3, 1])", "[1, 3]", "doctest")]
+
+
+def test_malformed_prompts_give_no_examples_and_no_error():
+    # A dataset row whose prompt is broken must cost that task its public tests, not the run.
+    doctest_of_f = '    """Doc.\n    >>> f(1)\n    1\n    """\n'
+    broken = {
+        "does not parse": 'def f(:\n' + doctest_of_f,
+        "no docstring": 'def f(x):\n    return x\n',
+        "a statement before the string": 'def f(x):\n    x = 1\n' + doctest_of_f,
+        "doctest output indented less than its prompt": 'def f(x):\n    """Doc.\n        >>> f(1)\n      1\n    """\n',
+        "unbalanced prose call": 'def f(x):\n    """Doc.\n    f(1, 2 => 3\n    """\n',
+        "doctest claim that does not parse": 'def f(x):\n    """Doc.\n    >>> f(1) == (\n    True\n    """\n',
+    }
+    for why, prompt in broken.items():
+        assert extract_examples(prompt, "f") == [], why
+    assert extract_examples('def f(x):\n' + doctest_of_f, "g") == []  # the entry point is not in the prompt
+    assert pairs('def f(x):\n' + doctest_of_f, "f") == [("f(1)", "1")]  # the same docstring, well formed, is read
